@@ -1,0 +1,190 @@
+"""The base class of bandit agents: the Stable-Baselines3 surface around a select -> step ->
+update loop, so the runner, SB3 callbacks and SB3 loggers treat bandits and RL agents alike.
+
+Subclasses implement ``_setup()`` (state), ``_select_action()`` and ``_update(action,
+observation, reward)``, plus ``_greedy_action()`` for ``predict``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import cloudpickle
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
+from stable_baselines3.common.logger import Logger
+from tqdm.auto import tqdm
+
+__all__ = ["BanditAgent"]
+
+POLICY = "BanditPolicy"
+_NOT_SAVED = ("env", "_logger", "_last_observation")
+
+
+class BanditAgent:
+    """Common machinery of the bandit learners.
+
+    Args:
+        policy: must be ``"BanditPolicy"`` (kept for the SB3 call signature).
+        env: a gymnasium env (or registered id) with a ``MultiBinary(N)`` action space, N >= 1.
+        seed: seeds the agent's own random stream and the env's first reset.
+        verbose: 0 silent, 1 prints the logger's rows to stdout when no logger is set.
+        noise_mean: nu, the known noise mean of every node (the papers' assumption).
+        noise_std: sigma, the known noise standard deviation of every node.
+    """
+
+    default_policy = POLICY
+
+    def __init__(self, policy: str, env, seed: int | None = None, verbose: int = 0,
+                 noise_mean: float = 1.0, noise_std: float = 1.0):
+        if policy != POLICY:
+            raise ValueError(f"policy: bandit agents take {POLICY!r}, got {policy!r}")
+        if isinstance(env, str):
+            env = gym.make(env)
+        space = env.action_space
+        if not isinstance(space, spaces.MultiBinary) or len(space.shape) != 1:
+            raise ValueError(f"env: bandit agents need a 1-D MultiBinary action space, got {space}")
+        if not noise_std > 0:
+            raise ValueError(f"noise_std: must be > 0, got {noise_std}")
+        self.env = env
+        self.n_nodes = int(space.shape[0])
+        self.seed = seed
+        self.verbose = verbose
+        self.noise_mean = float(noise_mean)
+        self.noise_std = float(noise_std)
+        self.rng = np.random.default_rng(seed)
+        self.num_timesteps = 0
+        self._total_timesteps = 0
+        self._logger: Logger | None = None
+        self._last_observation = None
+        self._setup()
+
+    # --- what subclasses implement -------------------------------------------------------
+    def _setup(self) -> None:
+        raise NotImplementedError
+
+    def _select_action(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _update(self, action: np.ndarray, observation: np.ndarray, reward: float) -> None:
+        raise NotImplementedError
+
+    def _greedy_action(self) -> np.ndarray:
+        raise NotImplementedError
+
+    # --- SB3 surface ---------------------------------------------------------------------
+    @property
+    def logger(self) -> Logger:
+        if self._logger is None:
+            from stable_baselines3.common.logger import configure
+
+            self._logger = configure(None, ["stdout"] if self.verbose else [])
+        return self._logger
+
+    def set_logger(self, logger: Logger) -> None:
+        self._logger = logger
+
+    def get_env(self):
+        return self.env
+
+    def set_env(self, env) -> None:
+        if env.action_space != self.env.action_space:
+            raise ValueError(f"env: action space {env.action_space} differs from {self.env.action_space}")
+        self.env = env
+        self._last_observation = None
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, observation=None, state=None, episode_start=None, deterministic: bool = False):
+        """The agent's current choice (bandits ignore the observation): the greedy action when
+        ``deterministic``, else what ``learn`` would play next. Returns ``(action, None)``."""
+        action = self._greedy_action() if deterministic else self._select_action()
+        return np.asarray(action, dtype=np.int8), None
+
+    def _init_callback(self, callback, progress_bar: bool) -> BaseCallback:
+        if isinstance(callback, list):
+            callback = CallbackList(callback)
+        elif callback is None:
+            callback = CallbackList([])
+        elif not isinstance(callback, BaseCallback):
+            callback = ConvertCallback(callback)
+        callback.init_callback(self)
+        return callback
+
+    def learn(self, total_timesteps: int, callback=None, log_interval: int = 100,
+              progress_bar: bool = False, reset_num_timesteps: bool = True, tb_log_name: str = "run"):
+        """Play ``total_timesteps`` rounds: select -> env.step -> update, calling ``callback``
+        after each round with SB3's locals (``infos``, ``rewards``, ``actions``, ``dones``)."""
+        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)) or total_timesteps <= 0:
+            raise ValueError(f"total_timesteps: must be a positive integer, got {total_timesteps!r}")
+        if reset_num_timesteps or self._last_observation is None:
+            if reset_num_timesteps:
+                self.num_timesteps = 0
+            self._last_observation, _ = self.env.reset(seed=self.seed)
+        self._total_timesteps = self.num_timesteps + int(total_timesteps)
+        callback = self._init_callback(callback, progress_bar)
+        callback.on_training_start(locals(), globals())
+        callback.on_rollout_start()
+        bar = tqdm(total=int(total_timesteps), disable=not progress_bar, unit="round", leave=False)
+        while self.num_timesteps < self._total_timesteps:
+            action = np.asarray(self._select_action(), dtype=np.int8)
+            observation, reward, terminated, truncated, info = self.env.step(action)
+            self.num_timesteps += 1
+            self._update(action, np.asarray(observation, dtype=float), float(reward))
+            infos, rewards = [info], np.array([reward])
+            actions, dones = action[None], np.array([terminated or truncated])
+            bar.update(1)
+            callback.update_locals(locals())
+            if not callback.on_step():
+                break
+            self._last_observation = observation
+            if terminated or truncated:
+                self._last_observation, _ = self.env.reset()
+        bar.close()
+        callback.on_rollout_end()
+        callback.on_training_end()
+        return self
+
+    # --- persistence ---------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the agent's whole state (a pickle inside a zip, like SB3: load only files you
+        trust). The env is not saved; pass it to ``load``."""
+        state = {key: value for key, value in self.__dict__.items() if key not in _NOT_SAVED}
+        meta = {"class": type(self).__name__, "module": type(self).__module__, "format": 1}
+        path = Path(path)
+        if path.suffix != ".zip":
+            path = path.with_suffix(".zip")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("meta.json", json.dumps(meta))
+            archive.writestr("data.pkl", cloudpickle.dumps(state))
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path, env=None, **_):
+        """Restore an agent written by ``save``; ``env`` is required to keep playing."""
+        path = Path(path)
+        if not path.exists() and path.with_suffix(".zip").exists():
+            path = path.with_suffix(".zip")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                meta = json.loads(archive.read("meta.json"))
+                state = cloudpickle.load(io.BytesIO(archive.read("data.pkl")))
+        except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a causalrl bandit agent file ({error}); pass a file written by save()") from None
+        if meta.get("class") != cls.__name__:
+            raise ValueError(f"{path}: holds a {meta.get('class')} agent; load it with that class")
+        agent = cls.__new__(cls)
+        agent.__dict__.update(state)
+        agent.env = env
+        agent._logger = None
+        agent._last_observation = None
+        return agent

@@ -1,0 +1,112 @@
+"""``causalrl`` command line: run | list.
+
+Errors in what the user gave (config, overrides, graphs, files) print one line
+``causalrl: error: ...`` and exit with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+__all__ = ["main"]
+
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, yaml.YAMLError)
+
+
+def _error_text(error: BaseException) -> str:
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(text).split())
+
+
+def _command_run(args) -> int:
+    from causalrl.config import load_experiment
+    from causalrl.plots import plot_bandit_runs
+    from causalrl.runner import run
+
+    configs = load_experiment(args.config, args.overrides)
+    curves, lines = {}, []
+    for config in configs:
+        if args.no_progress:
+            config = type(config)(**{**config.__dict__, "progress_bar": False})
+        result = run(config, verbose=args.verbose)
+        print(result.run_dir, flush=True)
+        curves[config.agent.name] = result.rows
+        final = result.summary["final"]
+        metrics = ", ".join(f"{key}={value:.4g}" for key, value in final.items() if key != "time/steps")
+        lines.append(f"  {config.agent.name:<24} {result.summary['wall_time_s']:7.2f}s  {metrics}")
+    print("\n".join(lines))
+    if len(configs) > 1 and all(rows and "regret/cumulative" in rows[-1] for rows in curves.values()):
+        first = configs[0]
+        path = Path(first.output_dir) / first.experiment / f"comparison__{time.strftime('%Y%m%d-%H%M%S')}.png"
+        plot_bandit_runs(curves, path, title=f"{first.experiment}: {first.env.id} (seed {first.seed})")
+        print(f"comparison plot: {path}")
+    return 0
+
+
+def _command_list(args) -> int:
+    from causalrl.config import preset_names, _read_source
+    from causalrl.registry import AGENTS, load_plugins, registered_env_ids
+
+    load_plugins()
+    import gymnasium as gym
+
+    print("envs:")
+    for env_id in registered_env_ids():
+        entry = gym.spec(env_id).entry_point
+        doc = ""
+        if isinstance(entry, str):
+            module, _, name = entry.partition(":")
+            doc = (getattr(__import__(module, fromlist=[name]), name).__doc__ or "").strip().splitlines()[0]
+        print(f"  {env_id:<36} {doc}")
+    print("agents:")
+    for name in AGENTS.names():
+        print(f"  {name:<36} {AGENTS.summary(name)}")
+    print("presets:")
+    for name in preset_names():
+        description = " ".join(str(_read_source(name)[0].get("description", "")).split())
+        print(f"  {name:<36} {description[:100]}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="causalrl", description="Causal RL and causal bandits: run experiments.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors (anywhere on the line)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run a preset or YAML file (no argument: the default experiment)")
+    run_parser.add_argument("config", nargs="?", default=None, help="preset name or YAML file")
+    run_parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. seed=3 agent.exploration=2")
+    run_parser.add_argument("--verbose", action="store_true", help="print every logged row")
+    run_parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run_parser.set_defaults(handler=_command_run)
+    list_parser = commands.add_parser("list", help="registered envs, agents and presets, one line each")
+    list_parser.set_defaults(handler=_command_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = _parser().parse_args([item for item in argv if item != "--debug"])
+    # `causalrl run seed=3` means the default experiment with an override
+    if args.command == "run" and args.config is not None and "=" in args.config:
+        args.overrides.insert(0, args.config)
+        args.config = None
+    try:
+        return args.handler(args)
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        print(f"causalrl: error: {_error_text(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("causalrl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Linear structural equation models with soft interventions (csl-ucb.md (a)).
+
+``X = B_a^T X + eps``, ``eps ~ N(noise_mean, diag(noise_std^2))``. A soft intervention is a
+binary vector ``a``: column i of ``B_a`` is column i of the interventional matrix B' when
+``a_i = 1`` and of the observational matrix B otherwise.
+
+Everything over arms is vectorised: ``propagate`` walks the nodes once in topological order and
+updates all arms together (O(A N^2) for A arms), so the expected values of all 2^N
+interventions cost about as much as one N x N solve per arm in C, without the Python loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from causalrl.graph import GraphError, topological_order, validate_adjacency
+
+__all__ = [
+    "all_interventions",
+    "action_to_index",
+    "propagate",
+    "reward_flow",
+    "LinearSEM",
+]
+
+#: arms per chunk when evaluating all 2^N interventions; bounds memory at large N
+ARM_CHUNK = 1 << 16
+
+
+def all_interventions(n_nodes: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Intervention vectors of arms ``start..stop-1`` (all 2^N by default) as an (A, N) float
+    array; arm k has ``a_i = bit i of k``."""
+    if n_nodes > 30:
+        raise ValueError(f"n_nodes={n_nodes}: 2^N arms cannot be enumerated; use N <= 30")
+    indices = np.arange(start, (1 << n_nodes) if stop is None else stop, dtype=np.int64)
+    return ((indices[:, None] >> np.arange(n_nodes)) & 1).astype(float)
+
+
+def action_to_index(actions) -> np.ndarray | int:
+    """Inverse of :func:`all_interventions`: the arm index of each binary action row."""
+    array = np.asarray(actions)
+    index = (array.astype(np.int64) << np.arange(array.shape[-1])).sum(axis=-1)
+    return int(index) if array.ndim == 1 else index
+
+
+def propagate(observational, interventional, actions, exogenous, order) -> np.ndarray:
+    """Solve ``X = B_a^T X + exogenous`` for every row of ``actions`` at once.
+
+    ``actions`` is (A, N) binary, ``exogenous`` broadcasts to (A, N) (the noise mean for expected
+    values, a noise draw for samples), ``order`` a topological order valid for every B_a.
+    """
+    values = np.zeros(np.shape(actions), dtype=float)
+    values += exogenous
+    intervened = np.asarray(actions) > 0
+    mechanisms = np.stack([observational, interventional], axis=-1)  # [j, i, b]
+    for node in order:
+        # both candidate inputs of `node` in one product, then pick each arm's mechanism
+        inputs = values @ mechanisms[:, node, :]
+        values[:, node] += np.where(intervened[:, node], inputs[:, 1], inputs[:, 0])
+    return values
+
+
+def reward_flow(observational, interventional, actions, reward_node: int, order) -> np.ndarray:
+    """Column ``reward_node`` of the flow matrix ``C_a = (I - B_a)^{-1}`` for every arm: entry j
+    is the total causal effect of node j on the reward node (sum over directed paths)."""
+    actions = np.asarray(actions, dtype=float)
+    flow = np.zeros(actions.shape, dtype=float)
+    flow[:, reward_node] = 1.0
+    for node in order[::-1]:
+        # row `node` of B_a: entry i comes from B' when a_i = 1, else from B
+        row = observational[node] + actions * (interventional[node] - observational[node])
+        flow[:, node] += np.einsum("ai,ai->a", row, flow)
+    return flow
+
+
+def _as_node_vector(value, n_nodes: int, name: str) -> np.ndarray:
+    vector = np.broadcast_to(np.asarray(value, dtype=float), (n_nodes,)).copy()
+    if not np.all(np.isfinite(vector)):
+        raise GraphError(f"{name}: must be finite")
+    return vector
+
+
+@dataclass(frozen=True, eq=False)
+class LinearSEM:
+    """A linear SEM with observational and interventional mechanisms.
+
+    Attributes:
+        observational_weights: B, (N, N), ``[j, i]`` = weight of j -> i without intervention.
+        interventional_weights: B', (N, N), the weights of node i's column when i is intervened.
+        noise_mean: nu, length N (a scalar broadcasts).
+        noise_std: sigma, length N, every entry >= 0 (a scalar broadcasts).
+        reward_node: index of the reward node (default: the last node).
+    """
+
+    observational_weights: np.ndarray
+    interventional_weights: np.ndarray
+    noise_mean: np.ndarray | float = 1.0
+    noise_std: np.ndarray | float = 1.0
+    reward_node: int = -1
+    order: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        observational = validate_adjacency(self.observational_weights, "observational_weights")
+        interventional = validate_adjacency(self.interventional_weights, "interventional_weights")
+        if observational.shape != interventional.shape:
+            raise GraphError(
+                f"interventional_weights: shape {interventional.shape} differs from "
+                f"observational_weights {observational.shape}; give both N x N"
+            )
+        n_nodes = observational.shape[0]
+        union = (observational != 0) | (interventional != 0)
+        order = topological_order(union)
+        if order is None:
+            raise GraphError(
+                "observational_weights/interventional_weights: their union has a cycle; "
+                "every mix of the two mechanisms must be a DAG"
+            )
+        noise_std = _as_node_vector(self.noise_std, n_nodes, "noise_std")
+        if np.any(noise_std < 0):
+            raise GraphError(f"noise_std: must be >= 0, got {noise_std.min():g}")
+        reward_node = self.reward_node % n_nodes if -n_nodes <= self.reward_node < n_nodes else None
+        if reward_node is None:
+            raise GraphError(f"reward_node: {self.reward_node} is out of range for N={n_nodes}")
+        for name, value in [
+            ("observational_weights", observational),
+            ("interventional_weights", interventional),
+            ("noise_mean", _as_node_vector(self.noise_mean, n_nodes, "noise_mean")),
+            ("noise_std", noise_std),
+            ("reward_node", reward_node),
+            ("order", order),
+        ]:
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.observational_weights.shape[0]
+
+    def weights_under(self, action) -> np.ndarray:
+        """B_a for one binary action."""
+        action = np.asarray(action, dtype=bool)
+        return np.where(action[None, :], self.interventional_weights, self.observational_weights)
+
+    def sample(self, actions, rng: np.random.Generator) -> np.ndarray:
+        """One draw of X for each row of ``actions`` (shape (A, N), or (N,) for a single draw)."""
+        actions = np.asarray(actions, dtype=float)
+        single = actions.ndim == 1
+        batch = np.atleast_2d(actions)
+        noise = self.noise_mean + self.noise_std * rng.standard_normal(batch.shape)
+        if single:  # one direct solve of (I - B_a)^T x = eps is cheaper than the arm-batched walk
+            return np.linalg.solve(np.eye(self.n_nodes) - self.weights_under(actions).T, noise[0])
+        return propagate(self.observational_weights, self.interventional_weights, batch, noise, self.order)
+
+    def expected_values(self, actions=None) -> np.ndarray:
+        """E[X | a] for each row of ``actions`` (all 2^N arms when None), shape (A, N)."""
+        if actions is not None:
+            return propagate(
+                self.observational_weights, self.interventional_weights,
+                np.atleast_2d(actions), self.noise_mean, self.order,
+            )
+        n_arms = 1 << self.n_nodes
+        return np.concatenate([
+            self.expected_values(all_interventions(self.n_nodes, start, min(start + ARM_CHUNK, n_arms)))
+            for start in range(0, n_arms, ARM_CHUNK)
+        ])
+
+    def expected_rewards(self, actions=None) -> np.ndarray:
+        """mu_a = [(I - B_a)^{-T} nu]_reward for each arm (all 2^N when ``actions`` is None)."""
+        return self.expected_values(actions)[:, self.reward_node]

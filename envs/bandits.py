@@ -1,0 +1,239 @@
+"""Linear-SEM causal bandits, stationary and piecewise stationary (csl-ucb.md (a), (e)).
+
+Each round the learner picks which nodes to softly intervene on (``MultiBinary(N)``), observes
+the whole sampled vector X, and is paid the reward node's value. The instance (graph and
+weights) comes from ``instance_seed``; the noise stream from the seed passed to ``reset``, so a
+sweep can hold the instance fixed across agents and seeds.
+
+Per-step ``info`` (the contract documented in the README):
+    expected_reward          mu_{a_t} of the played intervention (exact, for pseudo-regret)
+    optimal_expected_reward  max_a mu_a of the current instance
+    arm                      integer index of the played intervention (bit i = a_i)
+    change_point             (piecewise only) True on the first round of a new segment
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from causalrl.graph import chain_dag, hierarchical_dag, paired_mechanism_weights, topological_order
+from causalrl.scm import LinearSEM, action_to_index
+
+__all__ = ["LinearSEMBandit", "PiecewiseSEMBandit", "make_instance"]
+
+GENERATORS = ("paper", "hierarchical", "chain")
+#: arms whose expected reward is within this of the best count as optimal (csl-ucb.md (a))
+OPTIMAL_TOLERANCE = 0.01
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def make_instance(
+    n_nodes: int,
+    instance_seed: int,
+    generator: str = "paper",
+    edge_prob: float = 0.5,
+    weight_low: float = 0.5,
+    weight_high: float = 2.0,
+    noise_mean: float = 1.0,
+    noise_std: float = 1.0,
+    nodes_per_layer: int = 3,
+    observational_weights=None,
+    interventional_weights=None,
+) -> LinearSEM:
+    """Build the ground-truth SEM of one bandit instance."""
+    if (observational_weights is None) != (interventional_weights is None):
+        raise ValueError("observational_weights/interventional_weights: give both matrices or neither")
+    if observational_weights is None:
+        rng = np.random.default_rng(instance_seed)
+        if generator == "paper":
+            observational_weights, interventional_weights = paired_mechanism_weights(
+                n_nodes, rng, edge_prob, weight_low, weight_high
+            )
+        elif generator == "hierarchical":
+            # Varici et al.: layered graph, the intervention flips every sign (B' = -B)
+            if (n_nodes - 1) % nodes_per_layer:
+                raise ValueError(
+                    f"n_nodes: hierarchical graphs need n_nodes = nodes_per_layer * layers + 1, "
+                    f"got n_nodes={n_nodes}, nodes_per_layer={nodes_per_layer}"
+                )
+            observational_weights = hierarchical_dag(nodes_per_layer, (n_nodes - 1) // nodes_per_layer, rng)
+            interventional_weights = -observational_weights
+        elif generator == "chain":
+            observational_weights = chain_dag(n_nodes, 1.0)
+            interventional_weights = chain_dag(n_nodes, -1.0)
+        else:
+            raise ValueError(f"generator: unknown {generator!r}; choose one of {', '.join(GENERATORS)}")
+    return LinearSEM(observational_weights, interventional_weights, noise_mean, noise_std)
+
+
+class LinearSEMBandit(gym.Env):
+    """Stationary linear-SEM causal bandit.
+
+    Args:
+        n_nodes: N, number of nodes; the last node is the reward node.
+        instance_seed: seed of the instance generator (graph and weights).
+        generator: "paper" (CSL-UCB's upper-triangular pair, edge prob ``edge_prob``,
+            |w| ~ U(weight_low, weight_high)), "hierarchical" (LinSEM's layered graphs, B' = -B),
+            or "chain"; ignored when both weight matrices are given.
+        noise_mean, noise_std: nu and sigma of the Gaussian noise (scalars or length-N).
+        horizon: rounds per episode (the episode is truncated there).
+        observational_weights, interventional_weights: user-given B and B' (N x N).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        n_nodes: int = 10,
+        instance_seed: int = 0,
+        generator: str = "paper",
+        edge_prob: float = 0.5,
+        weight_low: float = 0.5,
+        weight_high: float = 2.0,
+        noise_mean: float = 1.0,
+        noise_std: float = 1.0,
+        nodes_per_layer: int = 3,
+        horizon: int = 1500,
+        observational_weights=None,
+        interventional_weights=None,
+    ):
+        if observational_weights is None:
+            n_nodes = _positive_int(n_nodes, "n_nodes")
+        self.horizon = _positive_int(horizon, "horizon")
+        self.instance_seed = instance_seed
+        self._instance_kwargs = dict(
+            generator=generator, edge_prob=edge_prob, weight_low=weight_low, weight_high=weight_high,
+            noise_mean=noise_mean, noise_std=noise_std, nodes_per_layer=nodes_per_layer,
+        )
+        self._set_instance(make_instance(
+            n_nodes, instance_seed, observational_weights=observational_weights,
+            interventional_weights=interventional_weights, **self._instance_kwargs,
+        ))
+        n_nodes = self.causal_structure.n_nodes
+        self.action_space = spaces.MultiBinary(n_nodes)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n_nodes,), dtype=np.float64)
+        self.round = 0
+
+    def _set_instance(self, sem: LinearSEM) -> None:
+        self._sem = sem
+        self.expected_rewards = sem.expected_rewards()  # mu_a of all 2^N arms, arm k = bits of k
+        self.expected_rewards.setflags(write=False)
+        self.optimal_expected_reward = float(self.expected_rewards.max())
+
+    @property
+    def causal_structure(self) -> LinearSEM:
+        """Ground truth: a frozen LinearSEM (observational_weights, interventional_weights,
+        reward_node, noise_mean, noise_std). Never part of the observation."""
+        return self._sem
+
+    def _check_action(self, action) -> np.ndarray:
+        array = np.asarray(action)
+        n_nodes = self.action_space.n
+        if array.shape != (n_nodes,) or not np.all((array == 0) | (array == 1)):
+            raise ValueError(
+                f"action: expected a 0/1 vector of shape ({n_nodes},) (which nodes to intervene), "
+                f"got shape {array.shape}"
+            )
+        return array.astype(np.int8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.round = 0
+        return np.zeros(self.action_space.n), {"optimal_expected_reward": self.optimal_expected_reward}
+
+    def _info(self, arm: int) -> dict:
+        return {
+            "expected_reward": float(self.expected_rewards[arm]),
+            "optimal_expected_reward": self.optimal_expected_reward,
+            "arm": arm,
+        }
+
+    def step(self, action):
+        action = self._check_action(action)
+        values = self._sem.sample(action, self.np_random)
+        self.round += 1
+        reward = float(values[self._sem.reward_node])
+        return values, reward, False, self.round >= self.horizon, self._info(action_to_index(action))
+
+
+class PiecewiseSEMBandit(LinearSEMBandit):
+    """Piecewise-stationary linear-SEM bandit (csl-ucb.md (a), (e)).
+
+    At each round in ``change_points`` a change redraws ``columns_per_change`` node columns
+    (sampled with replacement among nodes whose intervention state is the same in every optimal
+    action, in the mechanism the optimal action uses: new parents among earlier nodes with prob.
+    ``edge_prob``, |w| ~ U(weight_low, weight_high)), repeating until no previously optimal action
+    is still optimal. All segments are drawn up front from ``instance_seed``.
+
+    Args (beyond :class:`LinearSEMBandit`):
+        change_points: numbers of rounds after which a new segment starts (strictly increasing,
+            each in (0, horizon)).
+        columns_per_change: n_col, columns redrawn per change.
+    """
+
+    def __init__(self, change_points=(1500, 3000), columns_per_change: int = 2, horizon: int = 5000, **kwargs):
+        super().__init__(horizon=horizon, **kwargs)
+        points = [int(point) for point in change_points]
+        if any(b <= a for a, b in zip(points, points[1:])) or any(p <= 0 or p >= self.horizon for p in points):
+            raise ValueError(
+                f"change_points: must be strictly increasing rounds in (0, horizon={self.horizon}), got {points}"
+            )
+        self.change_points = points
+        self.columns_per_change = _positive_int(columns_per_change, "columns_per_change")
+        rng = np.random.default_rng([self.instance_seed, 1])
+        self.segments = [self._sem]
+        for _ in points:
+            self.segments.append(self._changed(self.segments[-1], rng))
+        self._segment_index = 0
+
+    def _changed(self, sem: LinearSEM, rng: np.random.Generator) -> LinearSEM:
+        expected = sem.expected_rewards()
+        optimal_arms = np.flatnonzero(expected >= expected.max() - OPTIMAL_TOLERANCE)
+        bits = (optimal_arms[:, None] >> np.arange(sem.n_nodes)) & 1
+        order = topological_order((sem.observational_weights != 0) | (sem.interventional_weights != 0))
+        position = np.empty(sem.n_nodes, dtype=int)
+        position[order] = np.arange(sem.n_nodes)
+        fixed_nodes = [i for i in range(sem.n_nodes) if np.all(bits[:, i] == bits[0, i]) and position[i] > 0]
+        if not fixed_nodes:
+            raise ValueError("change_points: this instance has no node whose column can be changed")
+        low, high = self._instance_kwargs["weight_low"], self._instance_kwargs["weight_high"]
+        for _ in range(10_000):
+            weights = {0: sem.observational_weights.copy(), 1: sem.interventional_weights.copy()}
+            for node in rng.choice(fixed_nodes, size=self.columns_per_change, replace=True):
+                mechanism = weights[int(bits[0, node])]
+                earlier = order[: position[node]]
+                column = np.zeros(sem.n_nodes)
+                present = earlier[rng.random(len(earlier)) < self._instance_kwargs["edge_prob"]]
+                column[present] = rng.uniform(low, high, len(present)) * rng.choice([-1.0, 1.0], len(present))
+                mechanism[:, node] = column
+            candidate = LinearSEM(weights[0], weights[1], sem.noise_mean, sem.noise_std, sem.reward_node)
+            new_expected = candidate.expected_rewards()
+            if np.all(new_expected[optimal_arms] < new_expected.max() - OPTIMAL_TOLERANCE):
+                return candidate
+        raise RuntimeError("could not draw a change that moves the optimal action; use another instance_seed")
+
+    def _enter_segment(self, index: int) -> None:
+        self._segment_index = index
+        self._set_instance(self.segments[index])
+
+    def reset(self, *, seed=None, options=None):
+        self._enter_segment(0)
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        segment = bisect.bisect_right(self.change_points, self.round)
+        change = segment != self._segment_index
+        if change:
+            self._enter_segment(segment)
+        observation, reward, terminated, truncated, info = super().step(action)
+        info["change_point"] = change
+        return observation, reward, terminated, truncated, info
