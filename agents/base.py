@@ -118,10 +118,12 @@ class BanditAgent:
         callback.init_callback(self)
         return callback
 
-    def learn(self, total_timesteps: int, callback=None, log_interval: int = 100,
+    def learn(self, total_timesteps: int, callback=None, log_interval: int | None = None,
               progress_bar: bool = False, reset_num_timesteps: bool = True, tb_log_name: str = "run"):
         """Play ``total_timesteps`` rounds: select -> env.step -> update, calling ``callback``
-        after each round with SB3's locals (``infos``, ``rewards``, ``actions``, ``dones``)."""
+        after each round with SB3's locals (``infos``, ``rewards``, ``actions``, ``dones``).
+        ``log_interval`` and ``tb_log_name`` exist for SB3 compatibility; rows are written by
+        the callbacks (the runner's MetricsCallback)."""
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)) or total_timesteps <= 0:
             raise ValueError(f"total_timesteps: must be a positive integer, got {total_timesteps!r}")
         if reset_num_timesteps or self._last_observation is None:

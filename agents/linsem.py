@@ -40,6 +40,7 @@ class _OracleParentsLinearModel(BanditAgent):
         self.arms = all_interventions(n_nodes)
         self.gram = np.zeros((2, n_nodes, n_nodes, n_nodes))  # [b, i] = sum x x^T (all coordinates)
         self.moment = np.zeros((2, n_nodes, n_nodes))  # [b, i] = sum x (x_i - nu_i)
+        self.sample_counts = np.zeros((2, n_nodes), dtype=np.int64)  # [b, i] = rounds in that mechanism
         # block masks: [b, i] = outer(parents, parents), to restrict the statistics to pa_b(i)
         columns = np.moveaxis(self.parent_masks, 1, 2)  # [b, i, j] = parent_masks[b, j, i]
         self.block_masks = columns[..., :, None] & columns[..., None, :]
@@ -72,6 +73,7 @@ class _OracleParentsLinearModel(BanditAgent):
         # only the active mechanism of every node learns from this round
         self.gram[mechanism, nodes] += np.outer(observation, observation)
         self.moment[mechanism, nodes] += observation[None, :] * (observation - self.noise_mean)[:, None]
+        self.sample_counts[mechanism, nodes] += 1
         self._posterior_cache = None
 
 

@@ -68,19 +68,25 @@ def _run_dir(config: RunConfig) -> Path:
     return candidate
 
 
-def run(config: RunConfig, verbose: bool = False) -> RunResult:
-    """Run one agent on one env for ``config.total_steps`` steps and write its run directory."""
+def run(config: RunConfig, verbose: bool = False, run_dir: Path | None = None) -> RunResult:
+    """Run one agent on one env for ``config.total_steps`` steps and write its run directory.
+
+    ``run_dir`` fixes the directory (sweeps use stable trial names); by default it is
+    ``<output_dir>/<experiment>/<env>__<agent>__s<seed>__<timestamp>``. It must not exist yet.
+    """
     started = time.perf_counter()
     set_random_seed(config.seed)
     env = build_env(config)
     agent = build_agent(config, env)
 
-    run_dir = _run_dir(config)
+    run_dir = _run_dir(config) if run_dir is None else Path(run_dir)
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(to_yaml(config))
     agent.set_logger(configure(str(run_dir), ["csv", "tensorboard"] + (["stdout"] if verbose else [])))
     metrics = MetricsCallback(config.log_interval, truth=lambda: getattr(env.unwrapped, "causal_structure", None))
-    agent.learn(config.total_steps, callback=metrics, progress_bar=config.progress_bar)
+    # log_interval=None: SB3 algorithms write no rows of their own; the metrics callback dumps
+    # every row (with whatever train/* values the algorithm recorded since the last one)
+    agent.learn(config.total_steps, callback=metrics, log_interval=None, progress_bar=config.progress_bar)
     agent.logger.close()
 
     if config.save_model:

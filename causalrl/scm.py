@@ -27,6 +27,8 @@ __all__ = [
 
 #: arms per chunk when evaluating all 2^N interventions; bounds memory at large N
 ARM_CHUNK = 1 << 16
+#: transfer matrices kept per SEM (N=15: 4096 x 15 x 15 floats = 7 MB)
+TRANSFER_CACHE_SIZE = 4096
 
 
 def all_interventions(n_nodes: int, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -100,6 +102,7 @@ class LinearSEM:
     noise_std: np.ndarray | float = 1.0
     reward_node: int = -1
     order: np.ndarray = field(init=False, repr=False)
+    _transfer_cache: dict = field(init=False, repr=False)
 
     def __post_init__(self):
         observational = validate_adjacency(self.observational_weights, "observational_weights")
@@ -130,6 +133,7 @@ class LinearSEM:
             ("noise_std", noise_std),
             ("reward_node", reward_node),
             ("order", order),
+            ("_transfer_cache", {}),
         ]:
             if isinstance(value, np.ndarray):
                 value.setflags(write=False)
@@ -150,9 +154,21 @@ class LinearSEM:
         single = actions.ndim == 1
         batch = np.atleast_2d(actions)
         noise = self.noise_mean + self.noise_std * rng.standard_normal(batch.shape)
-        if single:  # one direct solve of (I - B_a)^T x = eps is cheaper than the arm-batched walk
-            return np.linalg.solve(np.eye(self.n_nodes) - self.weights_under(actions).T, noise[0])
+        if single:  # one cached N x N product beats the arm-batched walk for a single draw
+            return self.transfer_matrix(action_to_index(batch[0])) @ noise[0]
         return propagate(self.observational_weights, self.interventional_weights, batch, noise, self.order)
+
+    def transfer_matrix(self, arm: int) -> np.ndarray:
+        """``(I - B_a^T)^{-1} = C_a^T`` for arm index ``arm`` (so ``X = C_a^T eps``), cached:
+        bandit learners replay few arms, so most rounds cost one small product."""
+        matrix = self._transfer_cache.get(arm)
+        if matrix is None:
+            if len(self._transfer_cache) >= TRANSFER_CACHE_SIZE:
+                self._transfer_cache.clear()
+            action = (arm >> np.arange(self.n_nodes)) & 1
+            matrix = np.linalg.inv(np.eye(self.n_nodes) - self.weights_under(action).T)
+            self._transfer_cache[arm] = matrix
+        return matrix
 
     def expected_values(self, actions=None) -> np.ndarray:
         """E[X | a] for each row of ``actions`` (all 2^N arms when None), shape (A, N)."""

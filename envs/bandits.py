@@ -138,7 +138,7 @@ class LinearSEMBandit(gym.Env):
     def _check_action(self, action) -> np.ndarray:
         array = np.asarray(action)
         n_nodes = self.action_space.n
-        if array.shape != (n_nodes,) or not np.all((array == 0) | (array == 1)):
+        if array.shape != (n_nodes,) or not ((array == 0) | (array == 1)).all():
             raise ValueError(
                 f"action: expected a 0/1 vector of shape ({n_nodes},) (which nodes to intervene), "
                 f"got shape {array.shape}"
