@@ -23,7 +23,7 @@ import numpy as np
 from agents.base import BanditAgent
 from causalrl.mutual_information import ksg_mutual_information_many
 from causalrl.scm import ARM_CHUNK, all_interventions, propagate, reward_flow
-from causalrl.graph import topological_order
+from causalrl.graph import is_acyclic, topological_order
 from causalrl.stats import ols_covariance_scale
 
 __all__ = [
@@ -85,19 +85,6 @@ class _ColumnScorer:
         return information + penalty
 
 
-def _has_cycle(adjacency: np.ndarray) -> bool:
-    if (adjacency & adjacency.T).any():  # a 2-cycle: the common case early in Algorithm A
-        return True
-    reach = adjacency.astype(np.int64)
-    while True:  # transitive closure by repeated squaring; a cycle puts a node in its own reach
-        grown = (reach + reach @ reach) > 0
-        if grown.diagonal().any():
-            return True
-        if np.array_equal(grown, reach > 0):
-            return False
-        reach = grown.astype(np.int64)
-
-
 def _remove_edges_until_acyclic(scorers: list[_ColumnScorer]) -> np.ndarray:
     n_nodes = len(scorers)
     # (b) Algorithm A step 1: start from the complete directed graph
@@ -108,7 +95,7 @@ def _remove_edges_until_acyclic(scorers: list[_ColumnScorer]) -> np.ndarray:
         scores[candidates, node] = scorer.scores(candidates)
     # (b) Algorithm A step 3: while G has a cycle, remove the edge with the largest score, set its
     # score to -inf, and rescore its column only
-    while _has_cycle(graph):
+    while not is_acyclic(graph):
         parent, node = np.unravel_index(np.argmax(np.where(graph, scores, -np.inf)), scores.shape)
         graph[parent, node] = False
         scores[:, node] = -np.inf
@@ -311,7 +298,7 @@ class CSLUCB(BanditAgent):
     about 2 * n_es rounds of forced exploration.
 
     Attributes:
-        learned_structure: {"observational": G^(0), "interventional": G^(1)} (N, N) bool, or
+        learned_structure: {"observational_weights": G^(0), "interventional_weights": G^(1)} (N, N) bool, or
             None before the first structure learning.
         detections: list of (round, mechanism, node) of every flagged column ("graph": node -1).
     """
@@ -393,7 +380,7 @@ class CSLUCB(BanditAgent):
         """The learned DAGs of both mechanisms, or None before the first structure learning."""
         if self.graphs is None:
             return None
-        return {"observational": self.graphs[0].copy(), "interventional": self.graphs[1].copy()}
+        return {"observational_weights": self.graphs[0].copy(), "interventional_weights": self.graphs[1].copy()}
 
     def _column_samples(self, mechanism: int, node: int) -> np.ndarray:
         return self.history_values[self.column_rows[mechanism][node]]

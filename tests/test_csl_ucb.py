@@ -223,8 +223,8 @@ def test_csl_ucb_far_below_ucb_on_paper_instance():
     greedy_reward = env.unwrapped.expected_rewards[int((greedy.astype(int) << np.arange(10)).sum())]
     assert greedy_reward >= optimal - 0.01 * abs(optimal)
     structure = agent.learned_structure
-    assert set(structure) == {"observational", "interventional"}
-    assert structure["observational"].shape == (10, 10)
+    assert set(structure) == {"observational_weights", "interventional_weights"}
+    assert structure["observational_weights"].shape == (10, 10)
 
 
 # --- (f) persistence and registry ------------------------------------------------------------------
