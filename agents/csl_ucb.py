@@ -22,8 +22,8 @@ import numpy as np
 
 from agents.base import BanditAgent
 from causalrl.mutual_information import ksg_mutual_information_many
-from causalrl.scm import ARM_CHUNK, all_interventions, propagate, reward_flow
-from causalrl.graph import is_acyclic, topological_order
+from causalrl.scm import arm_chunks, values_and_flow, whole_graph_change_statistic
+from causalrl.graph import is_acyclic
 from causalrl.stats import ols_covariance_scale
 
 __all__ = [
@@ -181,34 +181,6 @@ def estimate_mechanisms(column_samples, graphs: np.ndarray, noise_mean, noise_st
     return weights, column_uncertainty
 
 
-def _values_and_flow(weights: np.ndarray, actions: np.ndarray, noise_mean: np.ndarray, reward_node: int):
-    """E[X | a] under the estimated SEM and column ``reward_node`` of (I - B_hat_a)^{-1}, for
-    every arm. Uses topological propagation when the union of both mechanisms' graphs is a DAG,
-    else batched linear solves (the learned G^(0) and G^(1) can disagree on an edge's direction,
-    so some B_hat_a have cycles)."""
-    observational, interventional = weights
-    order = topological_order((observational != 0) | (interventional != 0))
-    if order is not None:
-        values = propagate(observational, interventional, actions, noise_mean, order)
-        flow = reward_flow(observational, interventional, actions, reward_node, order)
-        return values, flow
-    n_arms, n_nodes = actions.shape
-    # I - B_hat_a = I - B_hat - (B_hat' - B_hat) diag(a), for all arms at once: (A, N, N)
-    system = np.multiply(actions[:, None, :], observational - interventional)
-    system -= observational
-    system += np.eye(n_nodes)
-    mean_rhs = np.broadcast_to(noise_mean[:, None], (n_arms, n_nodes, 1))
-    reward_rhs = np.broadcast_to(np.eye(n_nodes)[:, reward_node : reward_node + 1], (n_arms, n_nodes, 1))
-    try:
-        values = np.linalg.solve(system.transpose(0, 2, 1), mean_rhs)[..., 0]  # (I - B_a)^{-T} nu
-        flow = np.linalg.solve(system, reward_rhs)[..., 0]  # (I - B_a)^{-1} e_N
-    except np.linalg.LinAlgError:  # a singular I - B_hat_a: pseudo-inverse, as for OLS ((g) item 2)
-        inverse = np.linalg.pinv(system)
-        values = np.einsum("aji,j->ai", inverse, noise_mean)
-        flow = inverse[:, :, reward_node]
-    return values, flow
-
-
 def score_arms(weights: np.ndarray, column_uncertainty: np.ndarray, noise_mean, delta: float,
                reward_node: int = -1, actions: np.ndarray | None = None):
     """mu_hat_a and U_a of every arm (all 2^N when ``actions`` is None, in ``ARM_CHUNK`` chunks).
@@ -223,14 +195,11 @@ def score_arms(weights: np.ndarray, column_uncertainty: np.ndarray, noise_mean, 
     reward_node = reward_node % n_nodes
     noise_mean = np.broadcast_to(np.asarray(noise_mean, dtype=float), (n_nodes,))
     confidence = 4.0 * math.log(2.0 * n_nodes / delta)
-    chunks = [actions] if actions is not None else (
-        all_interventions(n_nodes, start, min(start + ARM_CHUNK, 1 << n_nodes))
-        for start in range(0, 1 << n_nodes, ARM_CHUNK)
-    )
+    chunks = [actions] if actions is not None else arm_chunks(n_nodes)
     rewards, uncertainties = [], []
     for chunk in chunks:
         chunk = np.asarray(chunk, dtype=float)
-        values, flow = _values_and_flow(weights, chunk, noise_mean, reward_node)
+        values, flow = values_and_flow(weights[0], weights[1], chunk, noise_mean, reward_node)
         # sum_i over the columns each arm uses: a_i picks B' (entry 1) or B (entry 0)
         variance_sum = chunk @ column_uncertainty[1] + (1.0 - chunk) @ column_uncertainty[0]
         uncertainty = (np.linalg.norm(flow, axis=1) * np.linalg.norm(values, axis=1)
@@ -507,25 +476,10 @@ class CSLUCB(BanditAgent):
         latest_reset = int(self.reset_rounds.max())
         if self.needs_relearning.any() or self.round - latest_reset < window:
             return
-        values = self.history_values[self.round - window : self.round]
-        actions = self.history_actions[self.round - window : self.round]
-        # exogenous noise implied by the model: eps_s = (I - B_hat_{a_s})^T X_s. Its density equals
-        # N(X_s; C_a^T nu, C_a^T Sigma C_a) (unit Jacobian), so mixed actions in the window are fine.
-        explained = np.where(actions > 0, values @ self.weights[1], values @ self.weights[0])
-        noise = values - explained
-        centred = noise - noise.mean(axis=0)
-        covariance = centred.T @ centred / window
-        sign, log_det = np.linalg.slogdet(covariance)
-        if sign <= 0:
-            statistic = np.inf
-        else:
-            noise_var = self.noise_std**2
-            # sum_s log N(eps_s; m_hat, S_hat) - log N(eps_s; nu, sigma^2 I); the fitted term's
-            # quadratic form sums to W*N exactly
-            log_ratio = (-0.5 * window * (log_det + self.n_nodes)
-                         + 0.5 * np.sum((noise - self.noise_mean) ** 2) / noise_var
-                         + 0.5 * window * self.n_nodes * math.log(noise_var))
-            statistic = log_ratio / (window * self.n_nodes)
+        statistic = whole_graph_change_statistic(
+            self.history_values[self.round - window : self.round], self.history_actions[self.round - window : self.round],
+            self.weights[0], self.weights[1], self.noise_mean, self.noise_std,
+        )
         if statistic > self.graph_detection_threshold:
             self.detections.append((t, -1, -1))
             self._reset_columns(t, np.ones((2, self.n_nodes), dtype=bool))

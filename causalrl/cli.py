@@ -1,4 +1,4 @@
-"""``causalrl`` command line: run | list.
+"""``causalrl`` command line: run | list | sweep | tune | report.
 
 Errors in what the user gave (config, overrides, graphs, files) print one line
 ``causalrl: error: ...`` and exit with status 2; ``--debug`` shows the traceback instead.
@@ -73,6 +73,42 @@ def _command_list(args) -> int:
     return 0
 
 
+def _command_sweep(args) -> int:
+    from causalrl.sweep import load_sweep, run_sweep
+
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers: must be >= 1, got {args.workers}")
+    sweep = load_sweep(args.file, output_dir=args.output_dir)
+    outcome = run_sweep(sweep, workers=args.workers, backend=args.backend, progress=not args.no_progress,
+                        storage=args.storage, address=args.address)
+    skipped = sum(1 for record in outcome.records.values() if record.get("skipped"))
+    print(f"sweep {outcome.directory}: {len(outcome.records)} trials, "
+          f"{len(outcome.records) - len(outcome.failed)} ok ({skipped} already finished), {len(outcome.failed)} failed")
+    for name, record in outcome.failed.items():
+        print(f"  FAILED {name}: {record['error']}")
+    print(f"report: causalrl report {outcome.directory}")
+    return 1 if outcome.failed else 0
+
+
+def _command_tune(args) -> int:
+    from causalrl.tune import load_tune, run_tune
+
+    spec = load_tune(args.file, output_dir=args.output_dir)
+    outcome = run_tune(spec, n_trials=args.n_trials, storage=args.storage, study_name=args.study_name,
+                       evaluate=not args.no_eval, progress=not args.no_progress)
+    print(outcome.text)
+    return 0
+
+
+def _command_report(args) -> int:
+    from causalrl.report import write_report
+
+    report = write_report(args.dirs, out=args.out, reps=args.reps)
+    print(report.text)
+    print(f"report: {report.markdown}  tables: {report.csv}  plots: {', '.join(str(p) for p in report.plots)}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="causalrl", description="Causal RL and causal bandits: run experiments.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors (anywhere on the line)")
@@ -85,6 +121,32 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.set_defaults(handler=_command_run)
     list_parser = commands.add_parser("list", help="registered envs, agents and presets, one line each")
     list_parser.set_defaults(handler=_command_list)
+    sweep_parser = commands.add_parser("sweep", help="a base config x overrides x seeds, one run directory per trial")
+    sweep_parser.add_argument("file", help="sweep YAML file or sweep-* preset")
+    sweep_parser.add_argument("--workers", type=int, default=None,
+                              help="worker processes (local; default: CPU count) or concurrent trials (ray)")
+    sweep_parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                              help="local worker processes, or Ray Tune (joins RAY_ADDRESS / a `ray start` cluster, else starts one)")
+    sweep_parser.add_argument("--output-dir", default=None, help="parent of sweeps/<name> (default: the file's output_dir, else runs)")
+    sweep_parser.add_argument("--storage", default=None, help="Ray Tune storage path or URI (default: <sweep dir>/ray_results)")
+    sweep_parser.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else local)")
+    sweep_parser.add_argument("--no-progress", action="store_true", help="hide the progress line")
+    sweep_parser.set_defaults(handler=_command_sweep)
+    tune_parser = commands.add_parser("tune", help="Optuna search over declared ranges, then a held-out evaluation")
+    tune_parser.add_argument("file", help="tune YAML file or tune-* preset")
+    tune_parser.add_argument("--n-trials", type=int, default=None, help="total trials of the study (default: the file's n_trials)")
+    tune_parser.add_argument("--storage", default=None,
+                             help="journal file path, or an RDB URL for many hosts (default: <output_dir>/tune/<name>/study.log)")
+    tune_parser.add_argument("--study-name", default=None, help="study name in the storage (default: the file's name)")
+    tune_parser.add_argument("--output-dir", default=None, help="parent of tune/<name> (default: the file's output_dir, else runs)")
+    tune_parser.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation of best vs default")
+    tune_parser.add_argument("--no-progress", action="store_true", help="hide the progress line")
+    tune_parser.set_defaults(handler=_command_tune)
+    report_parser = commands.add_parser("report", help="IQM + 95%% CI tables and curves of runs, sweeps or several sweeps")
+    report_parser.add_argument("dirs", nargs="+", help="run directories, sweep directories or any folders holding them")
+    report_parser.add_argument("--out", default=None, help="output folder (default: DIR/report for one DIR, else ./report)")
+    report_parser.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    report_parser.set_defaults(handler=_command_report)
     return parser
 
 

@@ -7,7 +7,7 @@ use :class:`Registry`. Names are lower-case with dashes (``ucb``, ``linsem-ts-or
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Registry", "AGENTS", "ENV_NAMESPACE", "PLUGINS", "load_plugins", "registered_env_ids"]
 

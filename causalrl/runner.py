@@ -58,6 +58,15 @@ def build_agent(config: RunConfig, env):
     return agent_cls(policy, env, seed=config.seed, **config.agent.kwargs)
 
 
+def _ground_truth(env):
+    """The env's causal_structure, as composed by its outermost wrapper that has one (None
+    for worlds without known structure)."""
+    try:
+        return env.get_wrapper_attr("causal_structure")
+    except AttributeError:
+        return None
+
+
 def _run_dir(config: RunConfig) -> Path:
     env_name = config.env.id.split("/")[-1]
     stem = f"{env_name}__{config.agent.name}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
@@ -83,7 +92,7 @@ def run(config: RunConfig, verbose: bool = False, run_dir: Path | None = None) -
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(to_yaml(config))
     agent.set_logger(configure(str(run_dir), ["csv", "tensorboard"] + (["stdout"] if verbose else [])))
-    metrics = MetricsCallback(config.log_interval, truth=lambda: getattr(env.unwrapped, "causal_structure", None))
+    metrics = MetricsCallback(config.log_interval, truth=lambda: _ground_truth(env))
     # log_interval=None: SB3 algorithms write no rows of their own; the metrics callback dumps
     # every row (with whatever train/* values the algorithm recorded since the last one)
     agent.learn(config.total_steps, callback=metrics, log_interval=None, progress_bar=config.progress_bar)

@@ -19,6 +19,9 @@ from causalrl.graph import GraphError, topological_order, validate_adjacency
 
 __all__ = [
     "all_interventions",
+    "arm_chunks",
+    "values_and_flow",
+    "whole_graph_change_statistic",
     "action_to_index",
     "propagate",
     "reward_flow",
@@ -38,6 +41,13 @@ def all_interventions(n_nodes: int, start: int = 0, stop: int | None = None) -> 
         raise ValueError(f"n_nodes={n_nodes}: 2^N arms cannot be enumerated; use N <= 30")
     indices = np.arange(start, (1 << n_nodes) if stop is None else stop, dtype=np.int64)
     return ((indices[:, None] >> np.arange(n_nodes)) & 1).astype(float)
+
+
+def arm_chunks(n_nodes: int):
+    """All 2^N intervention vectors in chunks of at most ``ARM_CHUNK`` rows (bounded memory)."""
+    n_arms = 1 << n_nodes
+    for start in range(0, n_arms, ARM_CHUNK):
+        yield all_interventions(n_nodes, start, min(start + ARM_CHUNK, n_arms))
 
 
 def action_to_index(actions) -> np.ndarray | int:
@@ -75,6 +85,62 @@ def reward_flow(observational, interventional, actions, reward_node: int, order)
         row = observational[node] + actions * (interventional[node] - observational[node])
         flow[:, node] += np.einsum("ai,ai->a", row, flow)
     return flow
+
+
+def values_and_flow(observational, interventional, actions, noise_mean, reward_node: int):
+    """E[X | a] = (I - B_a)^{-T} nu and column ``reward_node`` of (I - B_a)^{-1} for every arm
+    of *estimated* weights. Uses the topological walk when the union of both mechanisms' graphs
+    is a DAG, else batched linear solves: separately learned B and B' can disagree on an edge's
+    direction, so some mixed B_a are cyclic (a singular system falls back to the pseudo-inverse).
+    """
+    actions = np.asarray(actions, dtype=float)
+    noise_mean = np.broadcast_to(np.asarray(noise_mean, dtype=float), (actions.shape[1],))
+    order = topological_order((observational != 0) | (interventional != 0))
+    if order is not None:
+        return (propagate(observational, interventional, actions, noise_mean, order),
+                reward_flow(observational, interventional, actions, reward_node, order))
+    n_arms, n_nodes = actions.shape
+    # I - B_a = I - B - (B' - B) diag(a), for all arms at once: (A, N, N)
+    system = np.multiply(actions[:, None, :], observational - interventional)
+    system -= observational
+    system += np.eye(n_nodes)
+    mean_rhs = np.broadcast_to(noise_mean[:, None], (n_arms, n_nodes, 1))
+    reward_rhs = np.broadcast_to(np.eye(n_nodes)[:, reward_node : reward_node + 1], (n_arms, n_nodes, 1))
+    try:
+        values = np.linalg.solve(system.transpose(0, 2, 1), mean_rhs)[..., 0]
+        flow = np.linalg.solve(system, reward_rhs)[..., 0]
+    except np.linalg.LinAlgError:
+        inverse = np.linalg.pinv(system)
+        values = np.einsum("aji,j->ai", inverse, noise_mean)
+        flow = inverse[:, :, reward_node]
+    return values, flow
+
+
+def whole_graph_change_statistic(values, actions, observational, interventional, noise_mean, noise_std) -> float:
+    """The whole-graph change statistic of csl-ucb.md (c) ("Baseline detector", GOLEM-MAB).
+
+    The Gaussian log-likelihood ratio of the last W rounds under their fitted N(mean, cov)
+    against the model, divided by W * N. It is computed on the model-implied exogenous noise
+    ``eps_s = (I - B_{a_s})^T X_s``, whose density equals that of X_s under
+    N(C_a^T nu, C_a^T Sigma C_a) (unit Jacobian), so rounds with different actions can share a
+    window. ``values`` and ``actions`` are (W, N); the fitted covariance is the maximum-likelihood
+    one (needs W > N); a degenerate window scores inf.
+    """
+    values = np.asarray(values, dtype=float)
+    window, n_nodes = values.shape
+    explained = np.where(np.asarray(actions) > 0, values @ interventional, values @ observational)
+    noise = values - explained
+    centred = noise - noise.mean(axis=0)
+    sign, log_det = np.linalg.slogdet(centred.T @ centred / window)
+    if sign <= 0:
+        return float("inf")
+    variance = np.broadcast_to(np.asarray(noise_std, dtype=float) ** 2, (n_nodes,))
+    # sum_s log N(eps_s; m_hat, S_hat) - log N(eps_s; nu, Sigma); the fitted term's quadratic form
+    # sums to W * N exactly
+    log_ratio = (-0.5 * window * (log_det + n_nodes)
+                 + 0.5 * np.sum((noise - noise_mean) ** 2 / variance)
+                 + 0.5 * window * np.sum(np.log(variance)))
+    return float(log_ratio / (window * n_nodes))
 
 
 def _as_node_vector(value, n_nodes: int, name: str) -> np.ndarray:
@@ -177,11 +243,7 @@ class LinearSEM:
                 self.observational_weights, self.interventional_weights,
                 np.atleast_2d(actions), self.noise_mean, self.order,
             )
-        n_arms = 1 << self.n_nodes
-        return np.concatenate([
-            self.expected_values(all_interventions(self.n_nodes, start, min(start + ARM_CHUNK, n_arms)))
-            for start in range(0, n_arms, ARM_CHUNK)
-        ])
+        return np.concatenate([self.expected_values(chunk) for chunk in arm_chunks(self.n_nodes)])
 
     def expected_rewards(self, actions=None) -> np.ndarray:
         """mu_a = [(I - B_a)^{-T} nu]_reward for each arm (all 2^N when ``actions`` is None)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import numpy as np
 
-__all__ = ["least_squares", "ols_covariance_scale"]
+__all__ = ["least_squares", "ols_covariance_scale", "iqm", "stratified_bootstrap_ci", "adaptive_lasso"]
 
 
 def least_squares(regressors: np.ndarray, targets: np.ndarray, ridge: float = 0.0) -> np.ndarray:
@@ -28,3 +30,133 @@ def ols_covariance_scale(regressors: np.ndarray) -> np.ndarray:
     """(X^T X)^+ : the coefficient covariance of OLS divided by the noise variance."""
     regressors = np.asarray(regressors, dtype=float)
     return np.linalg.pinv(regressors.T @ regressors, hermitian=True)
+
+
+# --- aggregate statistics of runs (rliable-style; Agarwal et al. 2021, "Deep RL at the edge of
+# the statistical precipice"), in numpy so reports need no extra dependency ---------------------
+def iqm(scores, axis: int | None = None) -> np.ndarray | float:
+    """Interquartile mean: the mean of the middle 50% of ``scores``.
+
+    Sorts along ``axis`` (None: all values pooled, as rliable's ``aggregate_iqm``) and drops
+    ``floor(0.25 n)`` values at each end, exactly like ``scipy.stats.trim_mean(scores, 0.25)``.
+    With n < 4 nothing is dropped and the IQM is the mean.
+    """
+    values = np.asarray(scores, dtype=float)
+    if axis is None:
+        values, axis = values.ravel(), 0
+    values = np.sort(np.moveaxis(values, axis, 0), axis=0)
+    count = values.shape[0]
+    if count == 0:
+        raise ValueError("iqm: no scores")
+    cut = int(0.25 * count)
+    result = values[cut:count - cut].mean(axis=0)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def stratified_bootstrap_ci(
+    scores,
+    statistic: Callable = iqm,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple:
+    """Point estimate and percentile confidence interval of ``statistic`` by stratified bootstrap.
+
+    ``scores`` is either a (runs x tasks) matrix, as rliable's ``score_dict`` values, or a
+    sequence with one array per task whose first axis is runs (tasks may have different run
+    counts; extra axes, e.g. curve steps, are carried along). Each bootstrap replicate resamples
+    runs with replacement *within each task* (the strata), pools the tasks' runs and applies
+    ``statistic(pooled, axis=0)``. Returns ``(point, low, high)``, each a float or, with extra
+    axes, an array of their shape; the interval is the (1-confidence)/2 and (1+confidence)/2
+    percentiles of the replicates.
+    """
+    if isinstance(scores, np.ndarray) and scores.ndim == 2:
+        tasks: Sequence[np.ndarray] = [scores[:, j] for j in range(scores.shape[1])]
+    elif isinstance(scores, np.ndarray) and scores.ndim == 1:
+        tasks = [scores]
+    else:
+        tasks = [np.asarray(task, dtype=float) for task in scores]
+    tasks = [np.asarray(task, dtype=float) for task in tasks]
+    if not tasks or any(task.ndim == 0 or task.shape[0] == 0 for task in tasks):
+        raise ValueError("stratified_bootstrap_ci: every task needs at least one run")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
+    pooled = np.concatenate(tasks, axis=0)
+    point = statistic(pooled, axis=0)
+    rng = np.random.default_rng(seed)
+    # (reps, runs_j, ...) per task: runs drawn with replacement inside the task only
+    replicates = np.concatenate(
+        [task[rng.integers(0, task.shape[0], size=(reps, task.shape[0]))] for task in tasks], axis=1
+    )
+    estimates = statistic(replicates, axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(estimates, [tail, 100 - tail], axis=0)
+    if np.ndim(point) == 0:
+        return float(point), float(low), float(high)
+    return np.asarray(point), np.asarray(low), np.asarray(high)
+
+
+def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1.0, n_penalties: int = 60,
+                   smallest_penalty: float = 1e-12, tolerance: float = 1e-9, max_sweeps: int = 100) -> np.ndarray:
+    """Relaxed adaptive-lasso coefficients of ``targets ~ regressors`` (with intercept), by BIC.
+
+    Zou (2006): penalty weights 1/|b_ols|^gamma from an OLS fit (:func:`least_squares`, a tiny
+    ridge guards collinear columns); a lasso path by warm-started cyclic coordinate descent on
+    the standardised, reweighted columns over ``n_penalties`` log-spaced penalties from the one
+    that zeroes everything down to ``smallest_penalty`` times it (small, because a weak true
+    effect is also weakly weighted and enters late). Each distinct support on the path is
+    refitted by OLS and scored by BIC ``n log(RSS/n) + df log(n)`` (as LassoLarsIC in
+    causal-learn's DirectLiNGAM, but on the refit, so shrinkage does not bias the choice); the
+    best support's OLS coefficients are returned, on the original columns. Exact zeros mean
+    "not selected"; constant columns get 0; RSS is floored at 1e-12 of the target variance, so
+    noise-free targets work.
+    """
+    x = np.asarray(regressors, dtype=float)
+    y = np.asarray(targets, dtype=float).reshape(-1)
+    n, p = x.shape
+    coefficients = np.zeros(p)
+    scale = x.std(axis=0)
+    usable = scale > 1e-12 * max(1.0, float(np.abs(x).max(initial=0.0)))
+    if n < 2 or not usable.any() or y.std() == 0:
+        return coefficients
+    xs = (x[:, usable] - x[:, usable].mean(0)) / scale[usable]
+    yc = y - y.mean()
+    plain_gram, plain_moment = xs.T @ xs / n, xs.T @ yc / n
+    y_power = float(yc @ yc / n)
+    penalty_weights = np.abs(least_squares(xs, yc, ridge=1e-8 * n)) ** gamma
+    gram = plain_gram * np.outer(penalty_weights, penalty_weights)
+    moment = plain_moment * penalty_weights
+    diagonal = np.maximum(np.diag(gram), 1e-300)
+    lambda_max = float(np.abs(moment).max())
+    if lambda_max == 0:
+        return coefficients
+
+    def refit(support: np.ndarray) -> tuple[float, np.ndarray]:
+        beta_s = np.linalg.lstsq(plain_gram[np.ix_(support, support)], plain_moment[support], rcond=None)[0]
+        rss = max(y_power - plain_moment[support] @ beta_s, 1e-12 * y_power)
+        return n * np.log(rss) + support.size * np.log(n), beta_s
+
+    beta = np.zeros(moment.size)
+    best_bic, best_support, best_beta = n * np.log(y_power), np.zeros(0, dtype=int), np.zeros(0)
+    seen: set[tuple[int, ...]] = set()
+    for penalty in lambda_max * np.logspace(0, np.log10(smallest_penalty), n_penalties):
+        for _ in range(max_sweeps):
+            largest_change = 0.0
+            for j in range(beta.size):
+                rho = moment[j] - gram[j] @ beta + diagonal[j] * beta[j]
+                new = np.sign(rho) * max(abs(rho) - penalty, 0.0) / diagonal[j]
+                largest_change = max(largest_change, abs(new - beta[j]) * np.sqrt(diagonal[j]))
+                beta[j] = new
+            if largest_change < tolerance * np.sqrt(y_power):
+                break
+        support = np.flatnonzero(beta)
+        if tuple(support) in seen or support.size == 0:
+            continue
+        seen.add(tuple(support))
+        bic, beta_s = refit(support)
+        if bic < best_bic:
+            best_bic, best_support, best_beta = bic, support, beta_s
+    fitted = np.zeros(moment.size)
+    fitted[best_support] = best_beta
+    coefficients[usable] = fitted / scale[usable]
+    return coefficients

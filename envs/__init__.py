@@ -16,3 +16,12 @@ def _register(env_id: str, entry_point: str, **kwargs) -> None:
 # max_episode_steps is left unset: the bandits truncate at their own `horizon` argument
 _register("causalrl/LinearSEMBandit-v0", "envs.bandits:LinearSEMBandit", disable_env_checker=True)
 _register("causalrl/PiecewiseSEMBandit-v0", "envs.bandits:PiecewiseSEMBandit", disable_env_checker=True)
+# factored MDPs and MuJoCo worlds with known structure (envs/factored.py, wrappers.py, twin_reacher.py);
+# each truncates at its own horizon (the MuJoCo distractor variants keep the inner time limit)
+_register("causalrl/FactoredLQR-v0", "envs.factored:FactoredLQR", disable_env_checker=True)
+_register("causalrl/FactoredNonlinear-v0", "envs.factored:FactoredNonlinear", disable_env_checker=True)
+_register("causalrl/TwinReacher-v0", "envs.twin_reacher:TwinReacher", disable_env_checker=True)
+_register("causalrl/HalfCheetahDistractors-v0", "envs.wrappers:DistractorVariant", disable_env_checker=True,
+          kwargs={"env_id": "HalfCheetah-v5"})
+_register("causalrl/HopperDistractors-v0", "envs.wrappers:DistractorVariant", disable_env_checker=True,
+          kwargs={"env_id": "Hopper-v5"})

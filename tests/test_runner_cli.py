@@ -69,7 +69,7 @@ MALFORMED = {
     "unknown env": (["env.id=causalrl/Nope-v0"], "env.id: unknown env"),
     "unknown top-level override": (["horizon=10"], "unknown key 'horizon'"),
     "unknown env override": (["env.bogus=1"], "env.bogus: unknown key"),
-    "unknown agent override": (["agent.bogus=1"], "agent[ucb].bogus: unknown key"),
+    "unknown agent override": (["agent.bogus=1"], "agent[csl-ucb].bogus: unknown key"),
     "override without value": (["default", "seed"], "write key=value"),
     "cyclic adjacency": (["env.observational_weights=[[0,1],[1,0]]", "env.interventional_weights=[[0,0],[0,0]]"],
                          "observational_weights: graph has a cycle"),

@@ -1,0 +1,80 @@
+"""Wall time per env step of CIP against SB3's SAC, measured in the same run (issue 4, acceptance 3).
+
+The agents are trained in alternating chunks (SAC, CIP, CIP with policy_delay=1, SAC, ...) in
+one process on one thread, so a noisy, shared machine slows them alike; each agent's time per
+step is its total wall time over its steps (env stepping, acting, storing and training,
+discovery included: by default a discovery round every third of the run, more often than the
+10k-step default, so its amortised cost is overstated, not hidden).
+
+    python benchmarks/cip_speed.py [--steps 3000] [--chunk 250] [--env causalrl/FactoredLQR-v0]
+
+Writes runs/benchmarks/cip_speed/results.json and table.md and prints the table. Variants:
+``cip`` is CIP with its defaults (actor, temperature and inverse model every 2nd update, cip.md
+b.4); ``cip-delay1`` updates them on every step as SB3's SAC does its actor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import torch as th
+from stable_baselines3 import SAC
+
+import envs  # noqa: F401  (registers the worlds)
+from agents import CIP
+
+OUTPUT = Path("runs/benchmarks/cip_speed")
+ENV_KWARGS = {"causalrl/FactoredLQR-v0": dict(n_distractor_states=20, n_irrelevant_actions=4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000, help="env steps per agent")
+    parser.add_argument("--chunk", type=int, default=250, help="steps per alternation")
+    parser.add_argument("--env", default="causalrl/FactoredLQR-v0")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    th.set_num_threads(1)
+
+    discovery = dict(discovery_interval=max(args.steps // 3, 10), discovery_samples=max(args.steps // 3, 10))
+    variants = {
+        "sac": lambda env: SAC("MlpPolicy", env, seed=args.seed, learning_starts=100),
+        "cip": lambda env: CIP("MlpPolicy", env, seed=args.seed, learning_starts=100, empowerment_warmup=0, **discovery),
+        "cip-delay1": lambda env: CIP("MlpPolicy", env, seed=args.seed, learning_starts=100, empowerment_warmup=0,
+                                      policy_delay=1, **discovery),
+    }
+    agents = {name: make(gym.make(args.env, **ENV_KWARGS.get(args.env, {}))) for name, make in variants.items()}
+    seconds = dict.fromkeys(agents, 0.0)
+    done = dict.fromkeys(agents, 0)
+    while min(done.values()) < args.steps:
+        for name, agent in agents.items():
+            steps = min(args.chunk, args.steps - done[name])
+            started = time.perf_counter()
+            agent.learn(steps, reset_num_timesteps=done[name] == 0)
+            seconds[name] += time.perf_counter() - started
+            done[name] += steps
+    per_step = {name: seconds[name] / done[name] for name in agents}
+    results = {
+        "env": args.env, "steps_per_agent": args.steps, "chunk": args.chunk, "seed": args.seed,
+        "torch_threads": 1, "machine": platform.processor() or platform.machine(),
+        "ms_per_step": {name: 1000 * value for name, value in per_step.items()},
+        "ratio_to_sac": {name: per_step[name] / per_step["sac"] for name in agents},
+        "cip_discovery_rounds": agents["cip"].discovery_rounds,
+    }
+    lines = [f"CIP vs SAC wall time per env step on {args.env} ({args.steps} steps each, alternating chunks of {args.chunk})",
+             "", "| agent | ms / step | ratio to SAC |", "|---|---|---|"]
+    lines += [f"| {name} | {1000 * per_step[name]:.2f} | {per_step[name] / per_step['sac']:.2f} |" for name in agents]
+    table = "\n".join(lines)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUTPUT / "table.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
