@@ -122,19 +122,26 @@ def plot(results: list[dict], summary: dict, output: Path, n_nodes: int) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, (axis, pseudo_axis) = plt.subplots(1, 2, figsize=(13, 4.5))
     rate_figure, rate_axis = plt.subplots(figsize=(7, 4.5))
     for name in summary:
         runs = [r for r in results if r["algorithm"] == name]
         steps = np.array(runs[0]["steps"])
-        curves = np.array([r["regret_realised"] for r in runs])
-        line, = axis.plot(steps, curves.mean(axis=0), label=f"{name} (mean)")
-        axis.fill_between(steps, np.quantile(curves, 0.025, axis=0), np.quantile(curves, 0.975, axis=0),
-                          color=line.get_color(), alpha=0.15)
+        line = None
+        for panel, key in ((axis, "regret_realised"), (pseudo_axis, "regret_pseudo")):
+            curves = np.array([r[key] for r in runs])
+            color = None if line is None else line.get_color()
+            line, = panel.plot(steps, curves.mean(axis=0), color=color, label=f"{name} (mean)")
+            panel.fill_between(steps, np.quantile(curves, 0.025, axis=0), np.quantile(curves, 0.975, axis=0),
+                               color=line.get_color(), alpha=0.12)
         rate_axis.plot(steps, summary[name]["optimal_rate_per_window"], marker="o", markersize=3,
                        color=line.get_color(), label=name)
-    axis.set(xlabel="round", ylabel="cumulative regret (realised)", yscale="symlog",
-             title=f"Cumulative regret, N={n_nodes}, {len(runs)} instances (band: 2.5-97.5% quantiles)")
+    axis.set(xlabel="round", ylabel="cumulative regret, realised (sum max mu - X_N)",
+             title=f"Realised regret (paper's metric), N={n_nodes}, {len(runs)} instances")
+    pseudo_axis.set(xlabel="round", ylabel="cumulative pseudo-regret (sum max mu - mu_a)", yscale="log",
+                    title="Pseudo-regret (log scale); bands: 2.5-97.5% quantiles")
+    pseudo_axis.grid(alpha=0.3)
+    pseudo_axis.legend(fontsize=8)
     rate_axis.set(xlabel="round", ylabel="optimal-intervention rate (per 100-round window)", ylim=(-0.02, 1.02),
                   title=f"Optimal-intervention rate, N={n_nodes}, {len(runs)} instances (mean)")
     for ax, fig, name in ((axis, figure, "regret.png"), (rate_axis, rate_figure, "optimal_rate.png")):
@@ -154,9 +161,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--algorithms", nargs="+", default=DEFAULT_ALGORITHMS)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--replot", action="store_true", help="redraw the plots from OUTPUT/results.json")
     args = parser.parse_args()
     output = args.output or Path("runs/benchmarks") / ("csl_ucb_paper" + ("" if args.nodes == 10 else f"_N{args.nodes}"))
     output.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        saved = json.loads((output / "results.json").read_text())
+        print_table(saved["summary"])
+        plot(saved["runs"], saved["summary"], output, saved["meta"]["nodes"])
+        return
 
     tasks = [(name, seed, args.nodes, args.horizon) for seed in range(args.first_instance, args.first_instance + args.instances)
              for name in args.algorithms]
