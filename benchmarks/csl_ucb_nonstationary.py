@@ -157,7 +157,7 @@ def main() -> None:
     for tau in args.change_points:
         axis.axvline(tau, color="grey", linestyle=":", linewidth=1)
     axis.set(xlabel="round", ylabel="cumulative regret (realised)",
-             title=f"Piecewise-stationary bandit, {args.instances} instances (mean; band 2.5-97.5%; dotted: changes)")
+             title=f"Piecewise-stationary bandit, {args.instances} instances\n(mean; band 2.5-97.5% quantiles; dotted: changes)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
