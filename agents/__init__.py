@@ -26,3 +26,11 @@ AGENTS.register("csl-ucb-graph-detection", CSLUCBGraphDetection)
 AGENTS.register("sac", SAC, "Soft Actor-Critic (Stable-Baselines3), the plain baseline")
 AGENTS.register("cip", CIP)
 AGENTS.register("ace", ACE)
+# RLIF and interactive imitation baselines (rlif.md)
+from agents.rlif import RLIF  # noqa: E402
+from agents.dagger import DAgger, HGDAgger  # noqa: E402
+
+__all__ += ["RLIF", "DAgger", "HGDAgger"]
+AGENTS.register("rlif", RLIF)
+AGENTS.register("dagger", DAgger)
+AGENTS.register("hg-dagger", HGDAgger)

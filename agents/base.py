@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 __all__ = ["BanditAgent"]
 
 POLICY = "BanditPolicy"
-_NOT_SAVED = ("env", "_logger", "_last_observation")
+_NOT_SAVED = ("env", "_logger")
 
 
 class BanditAgent:
@@ -121,7 +121,8 @@ class BanditAgent:
     def learn(self, total_timesteps: int, callback=None, log_interval: int | None = None,
               progress_bar: bool = False, reset_num_timesteps: bool = True, tb_log_name: str = "run"):
         """Play ``total_timesteps`` rounds: select -> env.step -> update, calling ``callback``
-        after each round with SB3's locals (``infos``, ``rewards``, ``actions``, ``dones``).
+        after each round with SB3's locals (``infos``, ``rewards``, ``new_obs``, ``actions``, ``dones``);
+        each round is one rollout (``on_rollout_start`` / ``on_rollout_end``).
         ``log_interval`` and ``tb_log_name`` exist for SB3 compatibility; rows are written by
         the callbacks (the runner's MetricsCallback)."""
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)) or total_timesteps <= 0:
@@ -133,14 +134,16 @@ class BanditAgent:
         self._total_timesteps = self.num_timesteps + int(total_timesteps)
         callback = self._init_callback(callback, progress_bar)
         callback.on_training_start(locals(), globals())
-        callback.on_rollout_start()
         bar = tqdm(total=int(total_timesteps), disable=not progress_bar, unit="round", leave=False)
         while self.num_timesteps < self._total_timesteps:
+            # one round is one rollout (as SB3's off-policy loop with train_freq=1): at its start
+            # the agent and env state are whole, which is where checkpoints are taken
+            callback.on_rollout_start()
             action = np.asarray(self._select_action(), dtype=np.int8)
             observation, reward, terminated, truncated, info = self.env.step(action)
             self.num_timesteps += 1
             self._update(action, np.asarray(observation, dtype=float), float(reward))
-            infos, rewards = [info], np.array([reward])
+            infos, rewards, new_obs = [info], np.array([reward]), np.asarray(observation)[None]
             actions, dones = action[None], np.array([terminated or truncated])
             bar.update(1)
             callback.update_locals(locals())
@@ -149,10 +152,16 @@ class BanditAgent:
             self._last_observation = observation
             if terminated or truncated:
                 self._last_observation, _ = self.env.reset()
+            callback.on_rollout_end()
         bar.close()
-        callback.on_rollout_end()
         callback.on_training_end()
         return self
+
+    def get_parameters(self) -> dict[str, np.ndarray]:
+        """The agent's numeric arrays by attribute name (SB3's name for the learned state; the
+        runner checks them for NaN/inf)."""
+        return {key: value for key, value in vars(self).items()
+                if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.number)}
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, path) -> None:
@@ -171,8 +180,11 @@ class BanditAgent:
         temporary.replace(path)
 
     @classmethod
-    def load(cls, path, env=None, **_):
-        """Restore an agent written by ``save``; ``env`` is required to keep playing."""
+    def load(cls, path, env=None, force_reset: bool = True, **_):
+        """Restore an agent written by ``save``; ``env`` is required to keep playing.
+        ``force_reset=False`` (as SB3's) keeps the saved position in the episode, so that
+        ``learn(..., reset_num_timesteps=False)`` continues without resetting the env (the
+        runner's resume, which restores the env's state too)."""
         path = Path(path)
         if not path.exists() and path.with_suffix(".zip").exists():
             path = path.with_suffix(".zip")
@@ -188,5 +200,6 @@ class BanditAgent:
         agent.__dict__.update(state)
         agent.env = env
         agent._logger = None
-        agent._last_observation = None
+        if force_reset or "_last_observation" not in state:
+            agent._last_observation = None
         return agent

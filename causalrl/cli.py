@@ -1,7 +1,8 @@
 """``causalrl`` command line: run | list | sweep | tune | report.
 
 Errors in what the user gave (config, overrides, graphs, files) print one line
-``causalrl: error: ...`` and exit with status 2; ``--debug`` shows the traceback instead.
+``causalrl: error: ...`` and exit with status 2; a run stopped by a NaN/inf prints one line and
+exits with status 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -23,11 +24,25 @@ def _error_text(error: BaseException) -> str:
     return " ".join(str(text).split())
 
 
+def _summary_line(result) -> str:
+    final = result.summary["final"]
+    metrics = ", ".join(f"{key}={value:.4g}" for key, value in final.items() if key != "time/steps")
+    return f"  {result.summary['agent']:<24} {result.summary['wall_time_s']:7.2f}s  {metrics}"
+
+
 def _command_run(args) -> int:
     from causalrl.config import load_experiment
     from causalrl.plots import plot_bandit_runs
-    from causalrl.runner import run
+    from causalrl.runner import resume, run
 
+    if args.resume is not None:
+        if args.config is not None or args.overrides:
+            given = " ".join([args.config or "", *args.overrides]).strip()
+            raise ValueError(f"--resume: give only the run directory (its config.yaml fixes the run), not {given!r}")
+        result = resume(Path(args.resume), verbose=args.verbose, progress_bar=False if args.no_progress else None)
+        print(result.run_dir, flush=True)
+        print(_summary_line(result))
+        return 0
     configs = load_experiment(args.config, args.overrides)
     curves, lines = {}, []
     for config in configs:
@@ -36,9 +51,7 @@ def _command_run(args) -> int:
         result = run(config, verbose=args.verbose)
         print(result.run_dir, flush=True)
         curves[config.agent.name] = result.rows
-        final = result.summary["final"]
-        metrics = ", ".join(f"{key}={value:.4g}" for key, value in final.items() if key != "time/steps")
-        lines.append(f"  {config.agent.name:<24} {result.summary['wall_time_s']:7.2f}s  {metrics}")
+        lines.append(_summary_line(result))
     print("\n".join(lines))
     if len(configs) > 1 and all(rows and "regret/cumulative" in rows[-1] for rows in curves.values()):
         first = configs[0]
@@ -118,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. seed=3 agent.exploration=2")
     run_parser.add_argument("--verbose", action="store_true", help="print every logged row")
     run_parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run_parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                            help="continue an interrupted run from its last checkpoint (its config.yaml fixes the rest)")
     run_parser.set_defaults(handler=_command_run)
     list_parser = commands.add_parser("list", help="registered envs, agents and presets, one line each")
     list_parser.set_defaults(handler=_command_list)
@@ -168,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("causalrl: interrupted", file=sys.stderr)
         return 130
+    except ArithmeticError as error:
+        from causalrl.callbacks import NonFiniteError  # a run that diverged: the guard's one line, exit 1
+
+        if debug or not isinstance(error, NonFiniteError):
+            raise
+        print(f"causalrl: error: {_error_text(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ TOP_LEVEL_KEYS = {
     "seed": "seed of the agent, the env noise and every RNG",
     "total_steps": "env steps (bandit rounds) to train for",
     "log_interval": "steps between rows of progress.csv",
+    "checkpoint_interval": "steps between resumable checkpoints (default: a tenth of total_steps, at least log_interval)",
     "output_dir": "where run directories are created",
     "progress_bar": "show a progress bar",
     "save_model": "write model.zip at the end",
@@ -75,10 +76,16 @@ class RunConfig:
     seed: int = 0
     total_steps: int = 1500
     log_interval: int = 100
+    checkpoint_interval: int | None = None
     output_dir: str = "runs"
     progress_bar: bool = True
     save_model: bool = True
     description: str = ""
+
+    @property
+    def checkpoint_every(self) -> int:
+        """Steps between checkpoints: ``checkpoint_interval``, by default a tenth of the run."""
+        return self.checkpoint_interval or max(self.log_interval, self.total_steps // 10)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -263,6 +270,8 @@ def validate(raw: dict) -> list[RunConfig]:
         seed=_typed(raw, "seed", int, 0, lambda v: v >= 0, " >= 0"),
         total_steps=_typed(raw, "total_steps", int, 1500, lambda v: v > 0, " a positive integer"),
         log_interval=_typed(raw, "log_interval", int, 100, lambda v: v > 0, " a positive integer"),
+        checkpoint_interval=None if raw.get("checkpoint_interval") is None else _typed(
+            raw, "checkpoint_interval", int, None, lambda v: v > 0, " a positive integer (steps between checkpoints)"),
         output_dir=_typed(raw, "output_dir", str, "runs"),
         progress_bar=_typed(raw, "progress_bar", bool, True),
         save_model=_typed(raw, "save_model", bool, True),
@@ -290,5 +299,7 @@ def validate(raw: dict) -> list[RunConfig]:
 def load_experiment(source: str | Path | None = None, overrides: list[str] | tuple = ()) -> list[RunConfig]:
     """Read a preset name or YAML file (None: the default experiment), apply overrides and
     validate. Raises :class:`ConfigError` with a one-line message on any problem."""
-    raw, _ = _read_source(source)
+    raw, label = _read_source(source)
+    if "base" in raw:
+        raise ConfigError(f"{label}: a sweep or tune file (it has `base`); run it with `causalrl sweep` or `causalrl tune`")
     return validate(_apply_overrides(raw, list(overrides)))

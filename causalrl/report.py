@@ -136,6 +136,12 @@ def _read_run(path: Path) -> RunRecord:
         except ValueError:
             error = "unreadable error.json"
         return RunRecord(path, config, "failed", error=error)
+    try:  # a run the runner stopped (e.g. the NaN guard) says so in status.json
+        status = json.loads((path / "status.json").read_text())
+    except (OSError, ValueError):
+        status = {}
+    if status.get("status") == "failed":
+        return RunRecord(path, config, "failed", error=str(status.get("error", "")))
     return RunRecord(path, config, "unfinished")
 
 
@@ -453,7 +459,8 @@ def write_report(dirs: list[str | Path], out: str | Path | None = None, reps: in
         text += [f"  {run.path.name}: {run.error}" for run in failed]
     unfinished = [run for run in runs if run.status == "unfinished"]
     if unfinished:
-        md += ["## Unfinished runs", "", "No summary.json (still running or killed):", ""]
+        md += ["## Unfinished runs", "", "No complete summary.json (still running or killed; continue one with "
+               "`causalrl run --resume RUN_DIR`):", ""]
         md += [f"- `{run.path}`" for run in unfinished] + [""]
         text.append(f"unfinished runs: {len(unfinished)}")
     (out / "report.md").write_text("\n".join(md))

@@ -53,7 +53,7 @@ from typing import Any
 import yaml
 
 from causalrl.config import ConfigError, RunConfig, _apply_overrides, validate
-from causalrl.runner import write_json_atomic
+from causalrl.runner import process_alive, write_json_atomic
 from causalrl.sweep import (
     DEFAULT_SEED_OVERRIDES, Progress, _format, _seeds, _string_list, read_spec, resolve_base,
     run_trial, seeded_overrides,
@@ -259,7 +259,7 @@ def _requeue_stale(spec: TuneSpec, study) -> int:
     host, count = socket.gethostname(), 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
-        if trial.user_attrs.get("host") != host or pid is None or pid == os.getpid() or _alive(pid):
+        if trial.user_attrs.get("host") != host or pid is None or pid == os.getpid() or process_alive(pid):
             continue
         study.tell(trial.number, state=TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
@@ -267,16 +267,6 @@ def _requeue_stale(spec: TuneSpec, study) -> int:
             shutil.rmtree(run_dir, ignore_errors=True)
         count += 1
     return count
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass

@@ -25,3 +25,5 @@ _register("causalrl/HalfCheetahDistractors-v0", "envs.wrappers:DistractorVariant
           kwargs={"env_id": "HalfCheetah-v5"})
 _register("causalrl/HopperDistractors-v0", "envs.wrappers:DistractorVariant", disable_env_checker=True,
           kwargs={"env_id": "Hopper-v5"})
+# intervention worlds (rlif.md): FactoredLQR with an LQR expert that takes over (envs/intervention.py)
+_register("causalrl/FactoredLQRIntervention-v0", "envs.intervention:FactoredLQRIntervention", disable_env_checker=True)

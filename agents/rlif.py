@@ -1,0 +1,318 @@
+"""RLIF: interactive imitation learning as reinforcement learning (rlif.md).
+
+Spec: ``shared/specs/rlif.md`` (Luo, Dong, Zhai, Ma, Levine, ICLR 2024, arXiv:2311.12996;
+reference code pd-perry/RLIF @ d177b9b). The learner never sees the task reward. Its only
+reward is the expert's decision to intervene (rlif.md (a)):
+
+    r~(s_t, a_t) = -1  if the learner controlled step t and the expert took over at step t+1,
+                    0  otherwise,
+
+read from the intervention wrapper's per-step ``info`` (``intervened``,
+``intervention_started``, ``executed_action``; ``envs/intervention.py``). Because the label of
+a transition is known one step later, each transition waits one step before it enters the
+replay buffer. What is stored (rlif.md (b) "Data", (g) 1-3, intended behaviour):
+
+- every learner transition, with the learner's action: -1 if a takeover follows, else 0;
+- every expert-controlled transition, with the *executed* (expert) action and reward 0;
+- terminal transitions (mask 0 on true termination, 1 on time-limit truncation); episodes
+  are never cut at an intervention;
+- optional initial demonstrations, with rewards zeroed (rlif.md (g) 4).
+
+``reproduce_reference_quirks=True`` mimics the reference code's storage instead: of each
+expert block only the last transition is kept, and the final transition of every episode is
+dropped ((g) 2 and 3).
+
+The learner is RLPD-style SAC (rlif.md (b) table): a tanh-Gaussian actor; an ensemble of
+``n_critics`` Q networks with LayerNorm; a target that is the minimum over a random subset of
+``n_target_critics`` target critics, with no entropy term; ``utd_ratio`` critic updates per env
+step, then one actor and one temperature update on the last critic minibatch; the actor uses
+the *mean* over the ensemble.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.sac.policies import SACPolicy
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["RLIF", "RLIFPolicy", "LayerNormCritic"]
+
+
+class LayerNormCritic(ContinuousCritic):
+    """SB3's ContinuousCritic with Linear -> LayerNorm -> activation hidden layers (RLPD's
+    ``critic_layer_norm``); ``layer_norm=False`` is SB3's plain MLP."""
+
+    def __init__(self, *, layer_norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.layer_norm = layer_norm
+        if not layer_norm:
+            return
+        activation = kwargs.get("activation_fn", nn.ReLU)
+        self.q_networks = []
+        for index in range(self.n_critics):
+            layers, width = [], kwargs["features_dim"] + get_action_dim(self.action_space)
+            for hidden in kwargs["net_arch"]:
+                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), activation()]
+                width = hidden
+            layers.append(nn.Linear(width, 1))
+            network = nn.Sequential(*layers)
+            self.add_module(f"qf{index}", network)  # replaces SB3's plain MLP of the same name
+            self.q_networks.append(network)
+
+
+class RLIFPolicy(SACPolicy):
+    """SAC's policy with an RLPD critic: ``n_critics`` (default 10) LayerNorm Q networks and
+    (256, 256, 256) hidden layers by default (rlif.md (b) table)."""
+
+    def __init__(self, *args, critic_layer_norm: bool = True, **kwargs):
+        self.critic_layer_norm = critic_layer_norm
+        kwargs.setdefault("net_arch", [256, 256, 256])
+        kwargs.setdefault("n_critics", 10)
+        super().__init__(*args, **kwargs)
+
+    def make_critic(self, features_extractor=None) -> ContinuousCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return LayerNormCritic(layer_norm=self.critic_layer_norm, **critic_kwargs).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["critic_layer_norm"] = self.critic_layer_norm
+        return data
+
+
+class RLIF(SAC):
+    """RLIF on RLPD-style SAC (module docstring; rlif.md (b)). Needs an env wrapped by
+    ``envs.intervention.InterventionWrapper`` (or a registered intervention world); one env.
+
+    SB3 ``SAC`` arguments with RLIF's defaults:
+
+    :param learning_rate: actor, critic and temperature learning rate. Default 3e-4.
+    :param buffer_size: replay capacity. Default 1_000_000.
+    :param learning_starts: env steps of uniform random actions before updates start. Default
+        100 (the reference starts at once on its demonstrations; set 0 with demonstrations).
+    :param batch_size: minibatch size of every critic update. Default 256.
+    :param tau: Polyak coefficient, after every critic update. Default 0.005.
+    :param gamma: discount. Default 0.99.
+    :param ent_coef: temperature; ``"auto_1.0"`` (default) learns it from alpha_0 = 1.0.
+    :param target_entropy: ``"auto"`` (default) = -|A| / 2 (RLPD), or a number.
+    :param policy_kwargs: ``net_arch`` (default [256, 256, 256] for actor and critics),
+        ``critic_layer_norm`` (default True) ...
+    :param seed, verbose, device, tensorboard_log, stats_window_size: as SB3.
+
+    RLIF's own:
+
+    :param utd_ratio: critic updates per env step (update-to-data ratio). Default 1 (the
+        code's default; the scripts use 5 for pen, 1 for Walker2d, 15 for Hopper).
+    :param n_critics: Q networks in the ensemble. Default 10.
+    :param n_target_critics: size of the random subset whose minimum forms the target.
+        Default 2.
+    :param backup_entropy: subtract alpha log pi(a'|s') in the target. Default False (RLPD).
+    :param demonstrations: optional initial data put in the buffer before learning, rewards
+        zeroed (rlif.md (b) "Data"): a dict (or ``.npz`` path) with ``observations``,
+        ``actions`` (in the env's action units), ``next_observations`` and optional
+        ``terminated`` / ``truncated`` (e.g. ``envs.experts.collect_demonstrations``); any
+        ``rewards`` are ignored. Actions are clipped to +-0.999 of the scaled range. Not saved
+        with the model. Default None.
+    :param reproduce_reference_quirks: store only the last transition of each expert block and
+        drop each episode's final transition, as the reference code does ((g) 2-3). Default False.
+    """
+
+    policy_aliases = {"MlpPolicy": RLIFPolicy}
+
+    def __init__(
+        self,
+        policy,
+        env,
+        learning_rate=3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        ent_coef="auto_1.0",
+        target_entropy="auto",
+        utd_ratio: int = 1,
+        n_critics: int = 10,
+        n_target_critics: int = 2,
+        backup_entropy: bool = False,
+        demonstrations: dict | str | None = None,
+        reproduce_reference_quirks: bool = False,
+        replay_buffer_class=None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device="auto",
+        _init_setup_model: bool = True,
+    ):
+        for name, value in [("utd_ratio", utd_ratio), ("n_critics", n_critics), ("n_target_critics", n_target_critics)]:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if n_target_critics > n_critics:
+            raise ValueError(f"n_target_critics: at most n_critics ({n_critics}), got {n_target_critics}")
+        self.utd_ratio = int(utd_ratio)
+        self.n_critics = int(n_critics)
+        self.n_target_critics = int(n_target_critics)
+        self.backup_entropy = bool(backup_entropy)
+        self.demonstrations = demonstrations
+        self.reproduce_reference_quirks = bool(reproduce_reference_quirks)
+        self._pending_transition: dict | None = None
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs["n_critics"] = self.n_critics
+        super().__init__(
+            policy, env, learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
+            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=1, gradient_steps=self.utd_ratio,
+            replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
+            ent_coef=ent_coef, target_update_interval=1, target_entropy=target_entropy, use_sde=False,
+            stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs,
+            verbose=verbose, seed=seed, device=device, _init_setup_model=False,
+        )
+        if self.env is not None:
+            if self.n_envs != 1:
+                raise ValueError(f"env: RLIF labels transitions of one env; got {self.n_envs} envs")
+            if not (isinstance(self.observation_space, spaces.Box) and isinstance(self.action_space, spaces.Box)):
+                raise ValueError("env: RLIF needs Box observation and action spaces")
+            if target_entropy == "auto":  # RLPD: -|A| / 2
+                self.target_entropy = -float(np.prod(self.action_space.shape)) / 2.0
+        if _init_setup_model:
+            self._setup_model()
+
+    # --- model and data ------------------------------------------------------------------------
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._pending_transition = None
+        if self.demonstrations is not None:
+            self.add_demonstrations(self.demonstrations)
+
+    def _excluded_save_params(self) -> list[str]:
+        return super()._excluded_save_params() + ["demonstrations", "_pending_transition"]
+
+    def add_demonstrations(self, demonstrations: dict | str) -> int:
+        """Put demonstration transitions into the replay buffer with reward 0 (rlif.md (b)
+        "Data"; (g) 4: rewards are never read). Returns the number added."""
+        if isinstance(demonstrations, str):
+            demonstrations = dict(np.load(demonstrations))
+        observations = np.asarray(demonstrations["observations"], dtype=np.float32)
+        next_observations = np.asarray(demonstrations["next_observations"], dtype=np.float32)
+        actions = np.clip(self.policy.scale_action(np.asarray(demonstrations["actions"], dtype=np.float32)), -0.999, 0.999)
+        count = len(observations)
+        terminated = np.asarray(demonstrations.get("terminated", np.zeros(count)), dtype=bool)
+        truncated = np.asarray(demonstrations.get("truncated", np.zeros(count)), dtype=bool)
+        for index in range(count):
+            self.replay_buffer.add(observations[index][None], next_observations[index][None], actions[index][None],
+                                   np.zeros(1, dtype=np.float32), np.array([terminated[index] or truncated[index]]),
+                                   [{"TimeLimit.truncated": bool(truncated[index] and not terminated[index])}])
+        return count
+
+    def _setup_learn(self, total_timesteps, callback=None, reset_num_timesteps=True, tb_log_name="run",
+                     progress_bar=False):
+        if reset_num_timesteps and self._pending_transition is not None:
+            self._add_transition(self._pending_transition, 0.0)  # the env restarts: no takeover follows
+            self._pending_transition = None
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    def _add_transition(self, transition: dict, reward: float) -> None:
+        self.replay_buffer.add(transition["observation"], transition["next_observation"], transition["action"],
+                               np.array([reward], dtype=np.float32), transition["done"], transition["infos"])
+
+    def _store_transition(self, replay_buffer, buffer_action, new_obs, reward, dones, infos) -> None:
+        """Label and store with a one-step lag (module docstring). ``reward`` (the env's task
+        reward) is never read."""
+        info = infos[0]
+        executed = info.get("executed_action")
+        if executed is not None:  # rlif.md (b) 3: expert steps store the executed action
+            buffer_action = np.clip(self.policy.scale_action(np.asarray(executed, dtype=np.float32)), -1.0, 1.0)
+        next_observation = deepcopy(new_obs)
+        if dones[0] and info.get("terminal_observation") is not None:
+            next_observation[0] = info["terminal_observation"]
+        transition = {
+            "observation": deepcopy(self._last_obs),
+            "next_observation": next_observation,
+            "action": np.asarray(buffer_action, dtype=np.float32).reshape(1, -1),
+            "done": np.asarray(dones).copy(),
+            "infos": [{"TimeLimit.truncated": bool(info.get("TimeLimit.truncated", False))}],
+            "intervened": bool(info.get("intervened", False)),
+        }
+        pending = self._pending_transition
+        if pending is not None:
+            # rlif.md (a): -1 on the learner transition right before a takeover, 0 otherwise
+            takeover = bool(info.get("intervention_started", False)) and not pending["intervened"]
+            drop = self.reproduce_reference_quirks and pending["intervened"] and transition["intervened"]
+            if not drop:
+                self._add_transition(pending, -1.0 if takeover else 0.0)
+        if dones[0]:  # no step follows in this episode: reward 0 ((g) 3: stored unless quirks)
+            if not self.reproduce_reference_quirks:
+                self._add_transition(transition, 0.0)
+            self._pending_transition = None
+        else:
+            self._pending_transition = transition
+        self._last_obs = new_obs
+        self._last_original_obs = new_obs
+
+    # --- updates (rlif.md (b) "Critic update", "Actor and temperature updates") ----------------
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+
+        if self.ent_coef_optimizer is not None:
+            ent_coef = th.exp(self.log_ent_coef.detach())
+        else:
+            ent_coef = self.ent_coef_tensor
+        critic_losses = []
+        for _ in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            with th.no_grad():
+                # y = r~ + gamma m min_{k in K} Qbar_k(s', a'), a' ~ pi(.|s'), |K| = n_target_critics
+                next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
+                next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
+                subset = th.randperm(next_q.shape[1], device=self.device)[: self.n_target_critics]
+                next_q = next_q[:, subset].min(dim=1, keepdim=True)[0]
+                if self.backup_entropy:
+                    next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
+                discounts = batch.discounts if batch.discounts is not None else self.gamma
+                target_q = batch.rewards + (1 - batch.dones) * discounts * next_q
+            # L_Q = mean over critics and batch of (Q_i(s, a) - y)^2
+            current_q = th.cat(self.critic(batch.observations, batch.actions), dim=1)
+            critic_loss = F.mse_loss(current_q, target_q.expand_as(current_q))
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+            critic_losses.append(critic_loss.item())
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+            self._n_updates += 1
+
+        # L_pi = E[alpha log pi(a~|s) - mean_i Q_i(s, a~)] on the last critic minibatch
+        actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
+        log_prob = log_prob.reshape(-1, 1)
+        q_pi = th.cat(self.critic(batch.observations, actions_pi), dim=1).mean(dim=1, keepdim=True)
+        actor_loss = (ent_coef * log_prob - q_pi).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+        # L_alpha = alpha (H_batch - H_target), H_batch = -mean log pi (optimised in log alpha)
+        if self.ent_coef_optimizer is not None:
+            ent_coef_loss = -(self.log_ent_coef * (log_prob.detach() + self.target_entropy)).mean()
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", float(ent_coef))
+        self.logger.record("train/actor_loss", actor_loss.item())
+        self.logger.record("train/critic_loss", float(np.mean(critic_losses)))

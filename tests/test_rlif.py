@@ -1,0 +1,261 @@
+"""RLIF, the intervention worlds and experts, DAgger / HG-DAgger (rlif.md; issue 5)."""
+
+import itertools
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.logger import configure
+
+from agents.dagger import DAgger, HGDAgger
+from agents.rlif import RLIF
+from causalrl.callbacks import MetricsCallback
+from causalrl.protocols import Expert
+from envs.experts import LQRExpert, PolicyExpert, evaluate_expert
+from envs.factored import FactoredLQR
+from envs.intervention import InterventionWrapper
+
+SMALL_RLIF = {"learning_starts": 20, "batch_size": 32, "n_critics": 4, "policy_kwargs": {"net_arch": [32, 32]}}
+SMALL_BC = {"round_steps": 50, "gradient_steps": 20, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = th.get_num_threads()
+    th.set_num_threads(1)  # small networks: threads only add overhead (and share the CPU)
+    yield
+    th.set_num_threads(threads)
+
+
+def small_world(**kwargs):
+    return FactoredLQR(horizon=20, **kwargs)
+
+
+class NoisyReward(gym.RewardWrapper):
+    """Replaces the task reward by noise from its own stream (leaves the env's stream alone)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.rng = np.random.default_rng(123)
+
+    def reward(self, reward):
+        return float(self.rng.normal(0.0, 100.0))
+
+
+def test_experts_satisfy_the_protocol():
+    world = small_world()
+    assert isinstance(LQRExpert(world, level="medium"), Expert)
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", world, learning_starts=10, policy_kwargs={"net_arch": [16]}, seed=0)
+    expert = PolicyExpert(model, noise=0.1, seed=0)
+    assert isinstance(expert, Expert)
+    observation, _ = world.reset(seed=0)
+    action = expert.act(observation)
+    assert world.action_space.contains(action)
+    assert np.isfinite(expert.q_value(observation, action))
+    assert expert.q_value(np.stack([observation] * 3), np.stack([action] * 3)).shape == (3,)
+
+
+def test_lqr_expert_q_is_maximised_by_the_reference_action():
+    world = small_world()
+    expert = LQRExpert(world)
+    rng = np.random.default_rng(0)
+    observation, _ = world.reset(seed=1)
+    observation = 0.3 * observation  # inside the action bound, so the unconstrained optimum is feasible
+    best = expert.reference_action(observation)
+    q_best = expert.q_value(observation, best)
+    for _ in range(20):
+        other = np.clip(best + 0.2 * rng.standard_normal(best.shape), -1, 1)
+        other[world.n_relevant_actions:] = rng.uniform(-1, 1, world.n_irrelevant_actions)
+        assert expert.q_value(observation, other) <= q_best + 1e-9
+    # irrelevant action dimensions do not change Q
+    shifted = best.copy()
+    shifted[world.n_relevant_actions:] = 0.7
+    assert expert.q_value(observation, shifted) == pytest.approx(q_best)
+
+
+def test_expert_levels_are_ordered_by_measured_score():
+    world = FactoredLQR()
+    scores = [evaluate_expert(world, LQRExpert(world, level=level), n_episodes=150, seed=0)["normalised_score"]
+              for level in ("weak", "medium", "strong", "optimal")]
+    assert scores == sorted(scores), scores
+    assert 0.1 < scores[0] < 0.5 and 0.45 < scores[1] < 0.8 and 0.8 < scores[2] < 0.97 and scores[3] > 0.98
+
+
+@pytest.mark.parametrize("strategy", ["value", "random", "distance", "none"])
+def test_intervention_wrapper_passes_both_checkers(strategy):
+    world = small_world()
+    env = InterventionWrapper(world, LQRExpert(world, level="weak"), strategy=strategy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gymnasium_check_env(env, skip_render_check=True)
+        sb3_check_env(env, warn=False)
+
+
+def test_value_takeover_fires_on_bad_actions_only():
+    world = small_world()
+    expert = LQRExpert(world, level="strong", seed=0)
+    env = InterventionWrapper(world, expert, strategy="value", beta=1.0, takeover_steps=3, delta=0.1)
+    observation, _ = env.reset(seed=0)
+    # the reference action itself is never bad; with beta = 1 the expert then never takes over
+    _, _, _, _, info = env.step(expert.reference_action(observation))
+    assert not info["intervened"] and not info["intervention_started"]
+    np.testing.assert_allclose(info["executed_action"], info["learner_action"])
+    # a maximal push the wrong way is bad: the expert takes over for k = 3 steps
+    observation = env.unwrapped._state.astype(np.float32)
+    bad = -np.sign(expert.reference_action(observation)) * np.ones(world.n_actions, dtype=np.float32)
+    bad[bad == 0] = 1.0
+    assert env.is_bad_action(observation, bad)
+    infos = [env.step(bad)[4] for _ in range(3)]
+    assert [i["intervened"] for i in infos] == [True, True, True]
+    assert [i["intervention_started"] for i in infos] == [True, False, False]
+    assert not np.allclose(infos[0]["executed_action"], bad)
+    assert all("task_reward" in i for i in infos)
+
+
+def test_random_takeover_rate_and_relative_forms():
+    world = small_world()
+    env = InterventionWrapper(world, LQRExpert(world), strategy="random", rate=0.3, takeover_steps=1)
+    env.reset(seed=0)
+    flags = []
+    for _ in range(2000):
+        _, _, terminated, truncated, info = env.step(env.action_space.sample())
+        flags.append(info["intervened"])
+        if terminated or truncated:
+            env.reset()
+    assert np.mean(flags) == pytest.approx(0.3, abs=0.04)
+    # Q < 0 here: the code's raw relative test alpha * Q_ref flags even the reference action itself
+    expert = LQRExpert(world)
+    observation, _ = world.reset(seed=0)
+    raw = InterventionWrapper(world, expert, threshold_form="relative-raw", alpha=0.97)
+    signed = InterventionWrapper(world, expert, threshold_form="relative", alpha=0.97)
+    assert expert.q_value(observation, expert.reference_action(observation)) < 0
+    assert raw.is_bad_action(observation, expert.reference_action(observation))
+    assert not signed.is_bad_action(observation, expert.reference_action(observation))
+
+
+def _rlif(env, **kwargs):
+    model = RLIF("MlpPolicy", env, seed=3, **{**SMALL_RLIF, **kwargs})
+    model.set_logger(configure(None, []))
+    return model
+
+
+def _intervention_env(world, **kwargs):
+    return InterventionWrapper(world, LQRExpert(world, level="medium"), strategy="value", **kwargs)
+
+
+def test_rlif_learning_signal_holds_no_task_reward():
+    """Acceptance 3: replacing the task reward by noise leaves stored rewards and updates unchanged."""
+    runs = []
+    for noisy in (False, True):
+        world = small_world()
+        inner = NoisyReward(world) if noisy else world
+        model = _rlif(_intervention_env(inner))
+        model.learn(300)
+        buffer = model.replay_buffer
+        runs.append((buffer.rewards[: buffer.pos].copy(), buffer.actions[: buffer.pos].copy(),
+                     [p.detach().clone() for p in model.policy.parameters()], model.ep_info_buffer))
+    (rewards_a, actions_a, params_a, info_a), (rewards_b, actions_b, params_b, info_b) = runs
+    assert (rewards_a == -1).sum() > 0 and set(np.unique(rewards_a)) <= {-1.0, 0.0}
+    np.testing.assert_array_equal(rewards_a, rewards_b)
+    np.testing.assert_array_equal(actions_a, actions_b)
+    for a, b in zip(params_a, params_b):
+        assert th.equal(a, b)
+    # the task rewards the env returned did differ (the Monitor saw them)
+    assert [e["r"] for e in info_a] != [e["r"] for e in info_b]
+
+
+class _InfoRecorder(MetricsCallback):
+    def __init__(self):
+        super().__init__(log_interval=10_000)
+        self.infos = []
+
+    def _on_step(self):
+        self.infos.append(dict(self.locals["infos"][0]))
+        return super()._on_step()
+
+
+@pytest.mark.parametrize("quirks", [False, True])
+def test_rlif_labels_follow_the_takeovers(quirks):
+    world = small_world()
+    model = _rlif(_intervention_env(world), reproduce_reference_quirks=quirks, learning_starts=1000)
+    recorder = _InfoRecorder()
+    model.learn(200, callback=recorder)
+    infos = recorder.infos
+    first = [True] + [bool(i.get("terminal_observation") is not None) for i in infos[:-1]]
+    expected_minus_ones = sum(i["intervention_started"] and not f for i, f in zip(infos, first))
+    rewards = model.replay_buffer.rewards[: model.replay_buffer.pos, 0]
+    assert (rewards == -1).sum() == expected_minus_ones > 0
+    stored = model.replay_buffer.pos + (model._pending_transition is not None)
+    if quirks:  # episode ends dropped, and expert blocks keep only their last transition
+        dropped_blocks = sum(a["intervened"] and b["intervened"] and a.get("terminal_observation") is None
+                             for a, b in itertools.pairwise(infos))
+        assert stored == 200 - 200 // 20 - dropped_blocks
+    else:
+        assert stored == 200
+        # expert-controlled rows hold the executed (expert) action
+        executed = np.array([i["executed_action"] for i in infos[: model.replay_buffer.pos]])
+        np.testing.assert_allclose(model.replay_buffer.actions[: model.replay_buffer.pos, 0],
+                                   model.policy.scale_action(executed), atol=1e-6)
+
+
+def test_rlif_demonstrations_enter_with_zero_reward():
+    from envs.experts import collect_demonstrations
+
+    world = small_world()
+    demos = collect_demonstrations(small_world(), LQRExpert(world, level="strong"), n_steps=40)
+    demos["rewards"] = np.full(40, 99.0)  # ignored
+    model = _rlif(_intervention_env(world), demonstrations=demos)
+    assert model.replay_buffer.pos == 40 and not model.replay_buffer.rewards[:40].any()
+
+
+@pytest.mark.parametrize("cls, kwargs", [(RLIF, SMALL_RLIF), (DAgger, SMALL_BC), (HGDAgger, SMALL_BC),
+                                         (DAgger, {**SMALL_BC, "labels": "reference-uniform"}),
+                                         (HGDAgger, {**SMALL_BC, "train_on": "all"})])
+def test_agents_save_and_load_with_identical_predictions(cls, kwargs, tmp_path):
+    world = small_world()
+    env = _intervention_env(world)
+    model = cls("MlpPolicy", env, seed=0, **kwargs)
+    model.set_logger(configure(None, []))
+    model.learn(120)
+    if cls is HGDAgger and kwargs.get("train_on") != "all":
+        assert model.dataset_size < 120  # only the expert-controlled samples
+    model.save(tmp_path / "model.zip")
+    loaded = cls.load(tmp_path / "model.zip", env=env)
+    observations = np.stack([world.observation_space.sample() for _ in range(5)])
+    np.testing.assert_array_equal(model.predict(observations, deterministic=True)[0],
+                                  loaded.predict(observations, deterministic=True)[0])
+
+
+def test_dagger_beta_schedules():
+    world = small_world()
+    model = DAgger("MlpPolicy", _intervention_env(world), seed=0, beta_rampdown_rounds=4, **SMALL_BC)
+    betas = []
+    for rounds in range(6):
+        model.rounds = rounds
+        betas.append(model.beta)
+    assert betas == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    model.beta_schedule, model.beta_decay = "exponential", 0.5
+    model.rounds = 3
+    assert model.beta == 0.125
+
+
+def test_runner_logs_intervention_rate(in_tmp):
+    from causalrl.config import validate
+    from causalrl.runner import run
+
+    agents = [{"name": "rlif", "learning_starts": 20, "batch_size": 16, "n_critics": 2,
+               "policy_kwargs": {"net_arch": [16]}},
+              {"name": "hg-dagger", "round_steps": 40, "gradient_steps": 5}]
+    raw = {"env": {"id": "causalrl/FactoredLQRIntervention-v0", "horizon": 20, "expert_level": "weak"},
+           "agents": agents, "total_steps": 80, "log_interval": 40, "progress_bar": False, "save_model": False}
+    for config in validate(raw):
+        result = run(config)
+        rates = [row["intervention/rate"] for row in result.rows]
+        assert len(rates) == 2 and all(0 <= r <= 1 for r in rates)
+        assert "eval/return_mean" in result.rows[-1] and "eval/normalised_score" in result.rows[-1]
