@@ -6,13 +6,15 @@ from stable_baselines3 import SAC
 from agents.base import BanditAgent
 from agents.cip import ACE, CIP
 from agents.csl_ucb import CSLUCB, CSLUCBGraphDetection, CSLUCBNoDetection
+from agents.dagger import DAgger, HGDAgger
 from agents.explore_commit import ExploreThenCommit
 from agents.linsem import LinSEMTS, LinSEMUCB
+from agents.rlif import RLIF
 from agents.ucb import UCB
 from causalrl.registry import AGENTS
 
 __all__ = ["BanditAgent", "UCB", "LinSEMTS", "LinSEMUCB", "CSLUCB", "CSLUCBNoDetection", "CSLUCBGraphDetection",
-           "ExploreThenCommit", "CIP", "ACE"]
+           "ExploreThenCommit", "CIP", "ACE", "RLIF", "DAgger", "HGDAgger"]
 
 # causal bandits (csl-ucb.md)
 AGENTS.register("ucb", UCB)
@@ -27,10 +29,6 @@ AGENTS.register("sac", SAC, "Soft Actor-Critic (Stable-Baselines3), the plain ba
 AGENTS.register("cip", CIP)
 AGENTS.register("ace", ACE)
 # RLIF and interactive imitation baselines (rlif.md)
-from agents.rlif import RLIF  # noqa: E402
-from agents.dagger import DAgger, HGDAgger  # noqa: E402
-
-__all__ += ["RLIF", "DAgger", "HGDAgger"]
 AGENTS.register("rlif", RLIF)
 AGENTS.register("dagger", DAgger)
 AGENTS.register("hg-dagger", HGDAgger)

@@ -4,8 +4,14 @@ under the ``causalrl/`` namespace (``gym.make("causalrl/LinearSEMBandit-v0", **k
 import gymnasium as gym
 
 from envs.bandits import LinearSEMBandit, PiecewiseSEMBandit, make_instance
+from envs.experts import LQRExpert, PolicyExpert
+from envs.factored import FactoredLQR, FactoredNonlinear
+from envs.intervention import InterventionWrapper
+from envs.twin_reacher import TwinReacher
+from envs.wrappers import DistractorWrapper
 
-__all__ = ["LinearSEMBandit", "PiecewiseSEMBandit", "make_instance"]
+__all__ = ["LinearSEMBandit", "PiecewiseSEMBandit", "make_instance", "FactoredLQR", "FactoredNonlinear",
+           "TwinReacher", "DistractorWrapper", "InterventionWrapper", "LQRExpert", "PolicyExpert"]
 
 
 def _register(env_id: str, entry_point: str, **kwargs) -> None:
