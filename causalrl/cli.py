@@ -168,7 +168,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    args = _parser().parse_args([item for item in argv if item != "--debug"])
+    parser = _parser()
+    # parse_known_args + regrouping lets `run` take options and overrides in any order
+    # (`causalrl run default --no-progress seed=3`), which plain argparse refuses
+    args, extra = parser.parse_known_args([item for item in argv if item != "--debug"])
+    if extra and (args.command != "run" or any(item.startswith("-") for item in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides.extend(extra)
     # `causalrl run seed=3` means the default experiment with an override
     if args.command == "run" and args.config is not None and "=" in args.config:
         args.overrides.insert(0, args.config)

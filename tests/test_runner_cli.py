@@ -126,3 +126,20 @@ def test_list_names_envs_agents_and_presets(capsys):
 def test_config_error_type():
     with pytest.raises(ConfigError):
         load_experiment("no-such-preset")
+
+
+def test_every_shipped_run_preset_validates():
+    from causalrl.config import _read_source, preset_names
+
+    run_presets = [name for name in preset_names() if "base" not in _read_source(name)[0]]
+    assert {"default", "csl-ucb-paper", "csl-ucb-nonstationary", "cip-factored"} <= set(run_presets)
+    for name in run_presets:
+        assert load_experiment(name), name
+
+
+def test_options_and_overrides_mix_in_any_order(in_tmp, capsys):
+    assert main(["run", "default", "--no-progress", "agents=ucb", "total_steps=200"]) == 0
+    summary = json.loads(next(in_tmp.rglob("summary.json")).read_text())
+    assert summary["agent"] == "ucb" and summary["steps"] == 200
+    with pytest.raises(SystemExit):
+        main(["run", "default", "--bogus-flag"])
