@@ -205,6 +205,16 @@ class LinearSEM:
                 value.setflags(write=False)
             object.__setattr__(self, name, value)
 
+    def __getstate__(self) -> dict:
+        # the transfer-matrix cache is derived data: pickles (checkpoints, saved envs) skip it
+        return {**self.__dict__, "_transfer_cache": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        for value in state.values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)  # ground truth stays read-only after a round trip
+        self.__dict__.update(state)
+
     @property
     def n_nodes(self) -> int:
         return self.observational_weights.shape[0]

@@ -205,12 +205,9 @@ class PolicyExpert:
         return float(values[0]) if single else values
 
 
-def evaluate_expert(env: gym.Env, policy, n_episodes: int = 100, seed: int = 0) -> dict:
-    """Mean undiscounted return of ``policy`` (an Expert, or any callable obs -> action) on
-    ``env``, and the normalised score when the world has one. Seeds each episode (seed + i)."""
-    act = policy.act if hasattr(policy, "act") else policy
-    if hasattr(policy, "seed") and callable(policy.seed):
-        policy.seed(seed)
+def episode_returns(env: gym.Env, act, n_episodes: int, seed: int = 0) -> np.ndarray:
+    """Undiscounted return of each of ``n_episodes`` episodes of ``act`` (obs -> action) on
+    ``env``; episode i is reset with seed + i."""
     returns = []
     for episode in range(n_episodes):
         observation, _ = env.reset(seed=seed + episode)
@@ -220,6 +217,16 @@ def evaluate_expert(env: gym.Env, policy, n_episodes: int = 100, seed: int = 0) 
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
+    return np.asarray(returns)
+
+
+def evaluate_expert(env: gym.Env, policy, n_episodes: int = 100, seed: int = 0) -> dict:
+    """Mean undiscounted return of ``policy`` (an Expert, or any callable obs -> action) on
+    ``env``, and the normalised score when the world has one. Seeds each episode (seed + i)."""
+    act = policy.act if hasattr(policy, "act") else policy
+    if hasattr(policy, "seed") and callable(policy.seed):
+        policy.seed(seed)
+    returns = episode_returns(env, act, n_episodes, seed)
     result = {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)), "episodes": n_episodes}
     score = getattr(env.unwrapped, "normalised_score", None)
     if callable(score):

@@ -65,16 +65,9 @@ def test_bad_constructor_input_names_the_field(field, value):
 
 
 def _monte_carlo(env, policy, episodes: int, seed: int) -> np.ndarray:
-    returns = []
-    for episode in range(episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            observation, reward, terminated, truncated, _ = env.step(policy(observation))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    return np.asarray(returns)
+    from envs.experts import episode_returns
+
+    return episode_returns(env, policy, episodes, seed)
 
 
 def test_riccati_policy_is_optimal_and_its_return_matches_monte_carlo():
