@@ -7,8 +7,13 @@ discovery included: by default a discovery round every third of the run, more of
 10k-step default, so its amortised cost is overstated, not hidden).
 
     python benchmarks/cip_speed.py [--steps 3000] [--chunk 250] [--env causalrl/FactoredLQR-v0]
+        [--net-arch 256 256]
 
-Writes runs/benchmarks/cip_speed/results.json and table.md and prints the table. Variants:
+``--net-arch`` sets the actor and critic widths of all three (default SB3's (256, 256); the
+cip-factored preset uses 64 64); CIP's inverse model keeps its own default (256, 256).
+
+Writes runs/benchmarks/cip_speed/results.json and table.md (results_64x64.json ... for other
+widths) and prints the table. Variants:
 ``cip`` is CIP with its defaults (actor, temperature and inverse model every 2nd update, cip.md
 b.4); ``cip-delay1`` updates them on every step as SB3's SAC does its actor.
 """
@@ -38,15 +43,16 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=250, help="steps per alternation")
     parser.add_argument("--env", default="causalrl/FactoredLQR-v0")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--net-arch", type=int, nargs="+", default=[256, 256])
     args = parser.parse_args()
     th.set_num_threads(1)
 
     discovery = dict(discovery_interval=max(args.steps // 3, 10), discovery_samples=max(args.steps // 3, 10))
+    common = dict(seed=args.seed, learning_starts=100, policy_kwargs={"net_arch": args.net_arch})
     variants = {
-        "sac": lambda env: SAC("MlpPolicy", env, seed=args.seed, learning_starts=100),
-        "cip": lambda env: CIP("MlpPolicy", env, seed=args.seed, learning_starts=100, empowerment_warmup=0, **discovery),
-        "cip-delay1": lambda env: CIP("MlpPolicy", env, seed=args.seed, learning_starts=100, empowerment_warmup=0,
-                                      policy_delay=1, **discovery),
+        "sac": lambda env: SAC("MlpPolicy", env, **common),
+        "cip": lambda env: CIP("MlpPolicy", env, empowerment_warmup=0, **common, **discovery),
+        "cip-delay1": lambda env: CIP("MlpPolicy", env, empowerment_warmup=0, policy_delay=1, **common, **discovery),
     }
     agents = {name: make(gym.make(args.env, **ENV_KWARGS.get(args.env, {}))) for name, make in variants.items()}
     seconds = dict.fromkeys(agents, 0.0)
@@ -61,18 +67,20 @@ def main() -> None:
     per_step = {name: seconds[name] / done[name] for name in agents}
     results = {
         "env": args.env, "steps_per_agent": args.steps, "chunk": args.chunk, "seed": args.seed,
-        "torch_threads": 1, "machine": platform.processor() or platform.machine(),
+        "net_arch": args.net_arch, "torch_threads": 1, "machine": platform.processor() or platform.machine(),
         "ms_per_step": {name: 1000 * value for name, value in per_step.items()},
         "ratio_to_sac": {name: per_step[name] / per_step["sac"] for name in agents},
         "cip_discovery_rounds": agents["cip"].discovery_rounds,
     }
-    lines = [f"CIP vs SAC wall time per env step on {args.env} ({args.steps} steps each, alternating chunks of {args.chunk})",
+    lines = [f"CIP vs SAC wall time per env step on {args.env} ({args.steps} steps each, alternating chunks of "
+             f"{args.chunk}, net_arch {args.net_arch})",
              "", "| agent | ms / step | ratio to SAC |", "|---|---|---|"]
     lines += [f"| {name} | {1000 * per_step[name]:.2f} | {per_step[name] / per_step['sac']:.2f} |" for name in agents]
     table = "\n".join(lines)
+    suffix = "" if args.net_arch == [256, 256] else "_" + "x".join(map(str, args.net_arch))
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    (OUTPUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (OUTPUT / "table.md").write_text(table + "\n")
+    (OUTPUT / f"results{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUTPUT / f"table{suffix}.md").write_text(table + "\n")
     print(table)
 
 

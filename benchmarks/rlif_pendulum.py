@@ -1,9 +1,9 @@
 """RLIF vs DAgger vs HG-DAgger on Pendulum-v1 with a trained SB3 expert (issue 5, acceptance 4;
 rlif.md). Smoke-run with ``--expert-steps 2000 --steps 600 --seeds 1``.
 
-1. Trains a SAC expert through the runner (``causalrl.runner.run``, agent ``sac``, env
-   ``Pendulum-v1``; run directory under ``--output-dir``/rlif-pendulum-expert/, model.zip kept),
-   unless ``--expert`` gives a saved SAC model.
+1. Trains a SAC expert through the runner with the ``expert-pendulum`` preset (run directory
+   under ``--output-dir``/rlif-pendulum-expert/, model.zip kept), unless ``--expert`` gives a
+   saved SAC model (e.g. the model.zip of ``causalrl run expert-pendulum``).
 2. Wraps Pendulum-v1 in ``InterventionWrapper`` with ``PolicyExpert(sac, noise=...)``: the noisy
    policy acts, the noise-free critic judges (value-based takeover, additive delta, beta, k).
    Noise levels are the sub-optimality knob; their measured returns are printed.
@@ -73,13 +73,11 @@ def main() -> None:
     if args.expert:
         expert_path = Path(args.expert)
     else:
-        from causalrl.config import AgentConfig, EnvConfig, RunConfig
+        from causalrl.config import load_experiment
         from causalrl.runner import run
 
-        config = RunConfig(env=EnvConfig("Pendulum-v1", {}), agent=AgentConfig("sac", None, {"learning_starts": 1000}),
-                           experiment="rlif-pendulum-expert", seed=0, total_steps=args.expert_steps,
-                           log_interval=1000, output_dir=str(Path(args.output_dir)), progress_bar=False,
-                           save_model=True)
+        config = load_experiment("expert-pendulum", [f"total_steps={args.expert_steps}", "progress_bar=false",
+                                                     "experiment=rlif-pendulum-expert", f"output_dir={args.output_dir}"])[0]
         expert_path = run(config).run_dir / "model.zip"
         print(f"expert trained: {expert_path}", flush=True)
     expert_model = SAC.load(expert_path, device="cpu")

@@ -20,6 +20,10 @@ It reads SB3's callback locals (``infos``, ``rewards``, ``dones``) after each en
                                   included), where the env reports a task reward
     eval/normalised_score         that return on the world's ``normalised_score`` scale, when
                                   the world has one
+    eval/deterministic_*          with an ``evaluate`` function (the runner's ``eval_interval``):
+                                  return and normalised score of the deterministic policy alone,
+                                  every ``eval_interval`` steps and on the run's last row
+                                  (``causalrl.evaluation``)
 """
 
 from __future__ import annotations
@@ -57,12 +61,18 @@ class MetricsCallback(BaseCallback):
         truth: returns the env's current ground truth (``env.unwrapped.causal_structure``) or
             None; used to score ``agent.learned_structure``.
         window: rounds in the optimal-action-rate window (100, as in the CSL-UCB paper).
+        evaluate: ``evaluate(model) -> row`` merged into the rows at every ``eval_interval``
+            steps and the run's last row (``causalrl.evaluation.make_evaluator``); None: none.
+        eval_interval: steps between evaluations, a multiple of ``log_interval``.
     """
 
-    def __init__(self, log_interval: int = 100, truth: Callable[[], object] | None = None, window: int = 100):
+    def __init__(self, log_interval: int = 100, truth: Callable[[], object] | None = None, window: int = 100,
+                 evaluate: Callable[[object], dict] | None = None, eval_interval: int = 0):
         super().__init__(verbose=0)
         self.log_interval = log_interval
         self.truth = truth
+        self.evaluate = evaluate
+        self.eval_interval = eval_interval
         self.window = window
         self.steps = 0
         self.reward_sum = 0.0
@@ -103,13 +113,15 @@ class MetricsCallback(BaseCallback):
         if done:
             self.finished_returns.append(self.episode_return)
             self.episode_return = 0.0
-        if self.steps % self.log_interval == 0:
-            self._record()
+        # the run's last row waits for _on_training_end, after the algorithm's last update
+        last = self.num_timesteps >= getattr(self.model, "_total_timesteps", float("inf"))
+        if self.steps % self.log_interval == 0 and not last:
+            self._record(evaluate=self.evaluate is not None and self.steps % self.eval_interval == 0)
         return True
 
     def _on_training_end(self) -> None:
-        if self.steps % self.log_interval:
-            self._record()
+        if not self.rows or self.rows[-1]["time/steps"] != self.steps:
+            self._record(evaluate=self.evaluate is not None)
 
     def _structure_row(self) -> dict:
         learned = getattr(self.model, "learned_structure", None)
@@ -140,7 +152,7 @@ class MetricsCallback(BaseCallback):
         self.interval_interventions, self.finished_task_returns = [], []
         return row
 
-    def _record(self) -> None:
+    def _record(self, evaluate: bool = False) -> None:
         row = {
             "time/steps": self.steps,
             "reward/mean": float(np.mean(self.interval_rewards)) if self.interval_rewards else 0.0,
@@ -154,6 +166,8 @@ class MetricsCallback(BaseCallback):
             row["reward/episode_return_mean"] = float(np.mean(self.finished_returns))
         row.update(self._structure_row())
         row.update(self._intervention_row())
+        if evaluate:
+            row.update(self.evaluate(self.model))
         self.interval_rewards, self.finished_returns = [], []
         self.rows.append(row)
         for key, value in row.items():
@@ -173,7 +187,8 @@ def _world_attribute(env, name: str):
 
 # --- checkpoints, resume and the non-finite guard ----------------------------------------------
 #: BaseCallback's machinery and MetricsCallback's ground-truth reader: not part of a callback's state
-_CALLBACK_MACHINERY = ("model", "n_calls", "num_timesteps", "verbose", "locals", "globals", "parent", "truth")
+_CALLBACK_MACHINERY = ("model", "n_calls", "num_timesteps", "verbose", "locals", "globals", "parent", "truth",
+                      "evaluate")
 #: attributes through which an env layer holds the layers it wraps (VecEnvWrapper, VecEnv, gymnasium Wrapper)
 _INNER_LAYERS = ("venv", "envs", "env")
 _LOGGER_STATE = ("name_to_value", "name_to_count", "name_to_excluded")

@@ -39,6 +39,8 @@ TOP_LEVEL_KEYS = {
     "total_steps": "env steps (bandit rounds) to train for",
     "log_interval": "steps between rows of progress.csv",
     "checkpoint_interval": "steps between resumable checkpoints (default: a tenth of total_steps, at least log_interval)",
+    "eval_interval": "steps between evaluations of the deterministic policy alone (a multiple of log_interval; 0: none)",
+    "eval_episodes": "episodes per evaluation (default 10; seeds 1_000_000.. so every run sees the same episodes)",
     "output_dir": "where run directories are created",
     "progress_bar": "show a progress bar",
     "save_model": "write model.zip at the end",
@@ -77,6 +79,8 @@ class RunConfig:
     total_steps: int = 1500
     log_interval: int = 100
     checkpoint_interval: int | None = None
+    eval_interval: int = 0
+    eval_episodes: int = 10
     output_dir: str = "runs"
     progress_bar: bool = True
     save_model: bool = True
@@ -272,11 +276,16 @@ def validate(raw: dict) -> list[RunConfig]:
         log_interval=_typed(raw, "log_interval", int, 100, lambda v: v > 0, " a positive integer"),
         checkpoint_interval=None if raw.get("checkpoint_interval") is None else _typed(
             raw, "checkpoint_interval", int, None, lambda v: v > 0, " a positive integer (steps between checkpoints)"),
+        eval_interval=_typed(raw, "eval_interval", int, 0, lambda v: v >= 0, " >= 0 (0: no evaluation)"),
+        eval_episodes=_typed(raw, "eval_episodes", int, 10, lambda v: v > 0, " a positive integer"),
         output_dir=_typed(raw, "output_dir", str, "runs"),
         progress_bar=_typed(raw, "progress_bar", bool, True),
         save_model=_typed(raw, "save_model", bool, True),
         description=_typed(raw, "description", str, ""),
     )
+    if common["eval_interval"] % common["log_interval"]:
+        raise ConfigError(f"eval_interval: must be a multiple of log_interval ({common['log_interval']}), "
+                          f"got {common['eval_interval']}")
     configs = []
     for entry in raw["agents"]:
         try:

@@ -41,17 +41,20 @@ __all__ = ["RunRecord", "Group", "Report", "find_runs", "group_runs", "write_rep
 
 #: final metrics shown in report.md and final__*.png (when present); the CSV has every metric
 MAIN_METRICS = [
+    "eval/deterministic_normalised_score", "eval/deterministic_return_mean", "eval/normalised_score",
     "regret/cumulative", "regret/optimal_action_rate", "reward/cumulative", "eval/return_mean",
     "reward/episode_return_mean", "structure/shd", "structure/f1", "intervention/rate",
 ]
 #: curve panels: title -> candidate metrics (the first one logged is drawn)
 CURVE_PANELS = {
     "regret": ["regret/cumulative"],
-    "return": ["eval/return_mean", "reward/episode_return_mean", "reward/cumulative"],
+    "score": ["eval/deterministic_normalised_score", "eval/normalised_score"],
+    "return": ["eval/deterministic_return_mean", "eval/return_mean", "reward/episode_return_mean", "reward/cumulative"],
     "structure error": ["structure/shd"],
     "intervention rate": ["intervention/rate"],
 }
-_RUN_KEYS = ("seed", "experiment", "output_dir", "progress_bar", "save_model", "description", "log_interval")
+_RUN_KEYS = ("seed", "experiment", "output_dir", "progress_bar", "save_model", "description", "log_interval",
+             "eval_interval", "eval_episodes")
 
 
 @dataclass

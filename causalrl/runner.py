@@ -34,6 +34,7 @@ from stable_baselines3.common.utils import set_random_seed
 from causalrl.callbacks import (CheckpointCallback, MetricsCallback, NonFiniteError, latest_checkpoint,
                                 load_checkpoint, restore_run_state, write_json_atomic)
 from causalrl.config import ConfigError, RunConfig, load_experiment, to_yaml
+from causalrl.evaluation import make_evaluator
 from causalrl.plots import plot_bandit_runs
 from causalrl.registry import AGENTS, load_plugins
 
@@ -224,7 +225,10 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     ``config.total_steps`` into ``run_dir`` and write the summary."""
     _keep_rows(run_dir / "progress.csv", 0 if state is None else state["rows"])
     agent.set_logger(_logger(run_dir, verbose))
-    metrics = MetricsCallback(config.log_interval, truth=lambda: _ground_truth(env))
+    eval_env = build_env(config) if config.eval_interval else None
+    evaluate = make_evaluator(eval_env, config.eval_episodes) if eval_env is not None else None
+    metrics = MetricsCallback(config.log_interval, truth=lambda: _ground_truth(env), evaluate=evaluate,
+                              eval_interval=config.eval_interval)
     guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint)
     if state is not None:
         restore_run_state(agent, metrics, state)
@@ -242,6 +246,8 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
         raise
     finally:
         agent.logger.close()
+        if eval_env is not None:
+            eval_env.close()
 
     if config.save_model:
         agent.save(run_dir / "model.zip")

@@ -49,6 +49,8 @@ import gymnasium as gym
 import numpy as np
 from scipy.linalg import solve_discrete_are
 
+from causalrl.evaluation import episode_returns
+
 __all__ = ["LQRExpert", "PolicyExpert", "LQR_EXPERT_LEVELS", "LQR_EXPERT_SCORES", "evaluate_expert",
            "collect_demonstrations"]
 
@@ -203,21 +205,6 @@ class PolicyExpert:
             heads = th.cat(self.model.critic(obs_t, act_t), dim=1)
             values = (heads.min(dim=1)[0] if self.aggregate == "min" else heads.mean(dim=1)).cpu().numpy()
         return float(values[0]) if single else values
-
-
-def episode_returns(env: gym.Env, act, n_episodes: int, seed: int = 0) -> np.ndarray:
-    """Undiscounted return of each of ``n_episodes`` episodes of ``act`` (obs -> action) on
-    ``env``; episode i is reset with seed + i."""
-    returns = []
-    for episode in range(n_episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            observation, reward, terminated, truncated, _ = env.step(act(observation))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return np.asarray(returns)
 
 
 def evaluate_expert(env: gym.Env, policy, n_episodes: int = 100, seed: int = 0) -> dict:

@@ -207,6 +207,7 @@ class FactoredLQRIntervention(gym.Env):
         if render_mode is not None:
             raise ValueError("render_mode: FactoredLQRIntervention has no rendering; leave it None")
         self.world = FactoredLQR(**world_kwargs)
+        self._world_kwargs = dict(world_kwargs)
         self.expert = LQRExpert(self.world, level=expert_level, discount=expert_discount)
         self.wrapped = InterventionWrapper(
             self.world, self.expert, strategy=strategy, threshold_form=threshold_form, delta=delta, alpha=alpha,
@@ -230,6 +231,13 @@ class FactoredLQRIntervention(gym.Env):
     def normalised_score(self, episode_return: float) -> float:
         """The world's score of a task-reward return: 0 = random, 1 = optimal."""
         return self.world.normalised_score(episode_return)
+
+    def evaluation_env(self) -> gym.Env:
+        """A fresh FactoredLQR of the same instance without the expert: the learner alone
+        (``causalrl.evaluation``)."""
+        from envs.factored import FactoredLQR
+
+        return FactoredLQR(**self._world_kwargs)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

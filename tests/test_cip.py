@@ -77,6 +77,17 @@ def test_reward_masks_reach_f1_by_the_second_discovery_round(trained):
     assert weights[:2].min() > weights[2:].max()
 
 
+def test_twin_reacher_reward_masks_reach_f1_by_the_second_discovery_round():
+    """Acceptance 2 on the MuJoCo world: arm B's joints and motors are never reward parents."""
+    env = gym.make("causalrl/TwinReacher-v0")
+    agent = CIP("MlpPolicy", env, seed=0, discovery_interval=ROUND, discovery_samples=ROUND, **SMALL)
+    recorder = _DiscoveryRecorder(env.unwrapped.causal_structure)
+    agent.learn(2 * ROUND + 20, callback=recorder)
+    assert agent.discovery_rounds == 2 and len(recorder.f1) == 2
+    assert recorder.f1[1] >= 0.95, recorder.f1
+    assert not agent.learned_structure["action_to_reward"][2:].any()  # arm B's motors
+
+
 def test_weights_change_critic_targets(trained):
     _, agent, _ = trained
     batch = agent.replay_buffer.sample(64)

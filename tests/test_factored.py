@@ -65,7 +65,7 @@ def test_bad_constructor_input_names_the_field(field, value):
 
 
 def _monte_carlo(env, policy, episodes: int, seed: int) -> np.ndarray:
-    from envs.experts import episode_returns
+    from causalrl.evaluation import episode_returns
 
     return episode_returns(env, policy, episodes, seed)
 

@@ -37,7 +37,7 @@ PIECEWISE = {**BANDIT, "env": {"id": "causalrl/PiecewiseSEMBandit-v0", "n_nodes"
                                "horizon": 800, "change_points": [300, 600]}}
 TINY_RL = {"learning_starts": 40, "buffer_size": 1000, "batch_size": 32, "device": "cpu",
            "policy_kwargs": {"net_arch": [16, 16]}}
-RL = {"total_steps": 240, "log_interval": 20, "checkpoint_interval": 40,
+RL = {"total_steps": 240, "log_interval": 20, "checkpoint_interval": 40, "eval_interval": 40, "eval_episodes": 2,
       "env": {"id": "causalrl/FactoredLQR-v0", "n_relevant_states": 2, "n_distractor_states": 2,
               "n_relevant_actions": 1, "n_irrelevant_actions": 1, "horizon": 50}}
 CIP = {**TINY_RL, "discovery_interval": 60, "discovery_samples": 50, "empowerment_warmup": 50, "inverse_model_arch": [16]}

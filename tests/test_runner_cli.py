@@ -80,6 +80,9 @@ MALFORMED = {
     "non-positive total_steps": (["total_steps=0"], "total_steps: must be a positive integer"),
     "string seed": (["seed=abc"], "seed: must be an integer"),
     "agent selection": (["agents=foo"], "foo not in this experiment"),
+    "eval_interval off the log grid": (["eval_interval=150"], "eval_interval: must be a multiple of log_interval"),
+    "negative eval_interval": (["eval_interval=-100"], "eval_interval: must be >= 0"),
+    "zero eval_episodes": (["eval_episodes=0"], "eval_episodes: must be a positive integer"),
 }
 
 
