@@ -4,6 +4,7 @@ import csv
 
 import gymnasium as gym
 import numpy as np
+import yaml
 from stable_baselines3 import SAC
 
 import envs  # noqa: F401  (registers the worlds)
@@ -12,7 +13,7 @@ from causalrl.evaluation import EVAL_SEED, episode_returns, evaluation_env
 from causalrl.runner import run
 from envs.factored import FactoredLQR
 
-WORLD = {"id": "causalrl/FactoredLQR-v0", "n_distractor_states": 2, "horizon": 20}
+WORLD = {"n_distractor_states": 2, "horizon": 20}
 
 
 def _rows(run_dir):
@@ -21,18 +22,17 @@ def _rows(run_dir):
 
 
 def test_evaluation_rows_match_the_saved_policy_replayed_alone(in_tmp):
-    (in_tmp / "exp.yaml").write_text(
-        "env: {id: causalrl/FactoredLQR-v0, n_distractor_states: 2, horizon: 20}\n"
-        "agent: {name: sac, learning_starts: 100, policy_kwargs: {net_arch: [16, 16]}}\n"
-        "total_steps: 330\nlog_interval: 100\neval_interval: 200\neval_episodes: 3\nprogress_bar: false\n")
+    (in_tmp / "exp.yaml").write_text(yaml.safe_dump({
+        "env": {"id": "causalrl/FactoredLQR-v0", **WORLD},
+        "agent": {"name": "sac", "learning_starts": 100, "policy_kwargs": {"net_arch": [16, 16]}},
+        "total_steps": 330, "log_interval": 100, "eval_interval": 200, "eval_episodes": 3, "progress_bar": False}))
     result = run(load_experiment(in_tmp / "exp.yaml")[0])
     rows = _rows(result.run_dir)
     assert [row["time/steps"] for row in rows] == ["100", "200", "300", "330"]
     evaluated = [row["time/steps"] for row in rows if row["eval/deterministic_return_mean"]]
     assert evaluated == ["200", "330"]  # every eval_interval steps and on the last row
     # the last evaluation is the saved model's deterministic policy on the same seeded episodes
-    world_kwargs = {key: value for key, value in WORLD.items() if key != "id"}
-    world = FactoredLQR(**world_kwargs)
+    world = FactoredLQR(**WORLD)
     model = SAC.load(result.run_dir / "model.zip")
     returns = episode_returns(world, lambda obs: model.predict(obs, deterministic=True)[0], 3, EVAL_SEED)
     assert float(rows[-1]["eval/deterministic_return_mean"]) == np.float64(returns.mean())
