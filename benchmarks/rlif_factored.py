@@ -35,6 +35,7 @@ import torch as th
 import yaml
 from stable_baselines3.common.logger import configure
 
+from causalrl.evaluation import EVAL_SEED
 from causalrl.registry import AGENTS, load_plugins
 from causalrl.stats import iqm, stratified_bootstrap_ci
 
@@ -69,7 +70,7 @@ def run_one(env_kwargs: dict, agent: dict, seed: int, steps: int, eval_interval:
         done_steps += chunk
         rate = (wrapper.total_interventions - before[1]) / max(wrapper.total_steps - before[0], 1)
         score = evaluate_expert(evaluation_world, lambda o: model.predict(o, deterministic=True)[0],
-                                n_episodes=eval_episodes, seed=1_000_000)["normalised_score"]
+                                n_episodes=eval_episodes, seed=EVAL_SEED)["normalised_score"]
         curve["steps"].append(done_steps)
         curve["score"].append(score)
         curve["intervention_rate"].append(rate)

@@ -31,6 +31,7 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
+from causalrl.evaluation import EVAL_SEED
 from causalrl.registry import AGENTS, load_plugins
 from causalrl.stats import stratified_bootstrap_ci
 
@@ -117,7 +118,7 @@ def main() -> None:
                     done += chunk
                     rate = (env.total_interventions - before[1]) / max(env.total_steps - before[0], 1)
                     value = score(mean_return(lambda o, m=model: m.predict(o, deterministic=True)[0],
-                                              args.eval_episodes, 1_000_000))
+                                              args.eval_episodes, EVAL_SEED))
                     for key, item in (("steps", done), ("score", value), ("intervention_rate", rate)):
                         curve[key].append(item)
                     print(f"  {name:<10} noise {noise} seed {seed} step {done:>6} score {value:7.3f} "
