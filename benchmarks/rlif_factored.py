@@ -1,6 +1,7 @@
 """RLIF vs DAgger vs HG-DAgger on FactoredLQR with LQR experts at three levels (issue 5,
-acceptance 1-2; rlif.md). Sized for a long run: the defaults (20k env steps x 5 seeds x 3 levels
-x 3 learners) take hours on one CPU core; smoke-run with ``--steps 600 --seeds 1``.
+acceptance 1-2; rlif.md). Sized for a long run: the defaults (the preset's 10k env steps x 5
+seeds x 3 levels x 3 learners) take about two hours on one CPU core; smoke-run with
+``--steps 600 --seeds 1``.
 
 The world, the learners and their hyperparameters come from the ``rlif-factored`` sweep preset
 (``causalrl/configs/rlif-factored.yaml``), so this script and ``causalrl sweep rlif-factored``
@@ -14,8 +15,8 @@ expert's own measured score, and the intervention rate in the first and last int
 The acceptance checks are printed: for the two weaker levels RLIF's final IQM >= both baselines';
 for the weakest, RLIF's final IQM > the expert's score; the intervention rate falls.
 
-    python benchmarks/rlif_factored.py [--steps 20000] [--seeds 5] [--levels weak medium strong]
-        [--agents rlif dagger hg-dagger] [--eval-interval 2000] [--eval-episodes 50]
+    python benchmarks/rlif_factored.py [--steps 10000] [--seeds 5] [--levels weak medium strong]
+        [--agents rlif dagger hg-dagger] [--eval-interval 2000] [--eval-episodes 30]
         [--output-dir runs/benchmarks]
 
 Writes <output-dir>/rlif_factored/results.json, table.md and curves.png, and prints the table.
@@ -82,13 +83,14 @@ def run_one(env_kwargs: dict, agent: dict, seed: int, steps: int, eval_interval:
 
 
 def main() -> None:
+    base = preset()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, default=base["total_steps"])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 100..100+n-1 (the preset's)")
     parser.add_argument("--levels", nargs="+", default=["weak", "medium", "strong"])
     parser.add_argument("--agents", nargs="+", default=["rlif", "dagger", "hg-dagger"])
-    parser.add_argument("--eval-interval", type=int, default=2000)
-    parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--eval-interval", type=int, default=base["eval_interval"])
+    parser.add_argument("--eval-episodes", type=int, default=base["eval_episodes"])
     parser.add_argument("--expert-episodes", type=int, default=1000)
     parser.add_argument("--output-dir", default="runs/benchmarks")
     args = parser.parse_args()
@@ -97,7 +99,6 @@ def main() -> None:
     from envs.experts import LQRExpert, evaluate_expert
     from envs.factored import FactoredLQR
 
-    base = preset()
     agents = {entry["name"]: entry for entry in base["agents"]}
     out = Path(args.output_dir) / "rlif_factored"
     out.mkdir(parents=True, exist_ok=True)

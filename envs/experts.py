@@ -34,11 +34,13 @@ The weak expert is bad on average (its mean action is wrong too), so imitating i
 learner well below 1, while its judge (Q of the optimal policy) still tells good from bad
 actions: the setting in which RLIF should beat DAgger and HG-DAgger (rlif.md (a)).
 
-``PolicyExpert(model, noise=...)`` wraps a trained SB3 off-policy model (SAC, TD3, RLIF):
-it acts with the model's deterministic action plus Gaussian noise of std ``noise`` (in the
-[-1, 1]-scaled action units, clipped), and judges with the model's critic: min over the Q heads
-for SAC/TD3-type critics, mean for ensembles (``aggregate``), as rlif.md (b) "How Q_ref is
-computed".
+``PolicyExpert(model, noise=..., reference=None)`` wraps trained SB3 off-policy models (SAC,
+TD3, RLIF): it acts with ``model``'s deterministic action plus Gaussian noise of std ``noise``
+(in the [-1, 1]-scaled action units, clipped), and judges with ``reference``'s actor and
+critic (``model``'s own when None): min over the Q heads for SAC/TD3-type critics, mean for
+ensembles (``aggregate``), as rlif.md (b) "How Q_ref is computed". A separate reference is the
+paper's two-role expert (rlif.md (a)): e.g. an early checkpoint of a training run acts (a weak
+expert with systematic errors, rlif.md (g) 9) while the finished run judges.
 """
 
 from __future__ import annotations
@@ -153,22 +155,30 @@ class PolicyExpert:
     """Expert from a trained SB3 off-policy model (see the module docstring).
 
     Args:
-        model: an SB3 off-policy algorithm with a ``critic`` (SAC, TD3, RLIF ...).
+        model: the acting policy, an SB3 off-policy algorithm (SAC, TD3, RLIF ...).
         noise: std of the Gaussian noise added to the deterministic action, in [-1, 1]-scaled
             action units; the sub-optimality knob. Default 0.
         aggregate: ``"min"`` (default, SAC/TD3 twin heads) or ``"mean"`` (ensembles) over the
             critic's Q heads.
         seed: seed of the acting noise. Default None.
+        reference: the judging model (pi_ref, Q^{pi_ref}), an SB3 off-policy algorithm with a
+            ``critic`` and the same spaces as ``model``; None (default) judges with ``model``.
     """
 
-    def __init__(self, model, noise: float = 0.0, aggregate: str = "min", seed: int | None = None):
-        if not hasattr(model, "critic") or not hasattr(model, "policy"):
-            raise ValueError(f"model: PolicyExpert needs an SB3 off-policy model with a critic, got {type(model).__name__}")
+    def __init__(self, model, noise: float = 0.0, aggregate: str = "min", seed: int | None = None, reference=None):
+        reference = model if reference is None else reference
+        for name, value in (("model", model), ("reference", reference)):
+            if not hasattr(value, "critic") or not hasattr(value, "policy"):
+                raise ValueError(f"{name}: PolicyExpert needs an SB3 off-policy model with a critic, "
+                                 f"got {type(value).__name__}")
+        if (reference.observation_space != model.observation_space or reference.action_space != model.action_space):
+            raise ValueError("reference: its observation and action spaces must match model's")
         if aggregate not in ("min", "mean"):
             raise ValueError(f"aggregate: choose 'min' or 'mean', got {aggregate!r}")
         if not noise >= 0:
             raise ValueError(f"noise: must be >= 0, got {noise!r}")
         self.model = model
+        self.reference = reference
         self.noise = float(noise)
         self.aggregate = aggregate
         self.rng = np.random.default_rng(seed)
@@ -177,13 +187,14 @@ class PolicyExpert:
         self.rng = np.random.default_rng(seed)
 
     def reference_action(self, observation) -> np.ndarray:
-        """pi_ref: the model's deterministic action."""
-        action, _ = self.model.predict(np.asarray(observation), deterministic=True)
+        """pi_ref: the reference model's deterministic action."""
+        action, _ = self.reference.predict(np.asarray(observation), deterministic=True)
         return action
 
     def act(self, observation) -> np.ndarray:
-        """pi_exp: the deterministic action plus scaled Gaussian noise, clipped to the bounds."""
-        action = self.reference_action(observation)
+        """pi_exp: the acting model's deterministic action plus scaled Gaussian noise, clipped
+        to the bounds."""
+        action, _ = self.model.predict(np.asarray(observation), deterministic=True)
         if self.noise > 0:
             policy = self.model.policy
             scaled = policy.scale_action(action) + self.noise * self.rng.standard_normal(np.shape(action))
@@ -191,18 +202,19 @@ class PolicyExpert:
         return np.asarray(action, dtype=self.model.action_space.dtype)
 
     def q_value(self, observation, action):
-        """The critic's Q(s, a), min or mean over its heads (float, or (batch,) for a batch)."""
+        """The reference critic's Q(s, a), min or mean over its heads (float, or (batch,) for a
+        batch)."""
         import torch as th
 
-        policy = self.model.policy
+        judge = self.reference
         observation = np.asarray(observation, dtype=np.float32)
-        single = observation.ndim == len(self.model.observation_space.shape)
-        scaled = policy.scale_action(np.clip(np.asarray(action, dtype=np.float32), self.model.action_space.low,
-                                             self.model.action_space.high))
+        single = observation.ndim == len(judge.observation_space.shape)
+        scaled = judge.policy.scale_action(np.clip(np.asarray(action, dtype=np.float32), judge.action_space.low,
+                                                   judge.action_space.high))
         with th.no_grad():
-            obs_t = th.as_tensor(observation.reshape(-1, *self.model.observation_space.shape), device=self.model.device)
-            act_t = th.as_tensor(scaled.reshape(obs_t.shape[0], -1), dtype=th.float32, device=self.model.device)
-            heads = th.cat(self.model.critic(obs_t, act_t), dim=1)
+            obs_t = th.as_tensor(observation.reshape(-1, *judge.observation_space.shape), device=judge.device)
+            act_t = th.as_tensor(scaled.reshape(obs_t.shape[0], -1), dtype=th.float32, device=judge.device)
+            heads = th.cat(judge.critic(obs_t, act_t), dim=1)
             values = (heads.min(dim=1)[0] if self.aggregate == "min" else heads.mean(dim=1)).cpu().numpy()
         return float(values[0]) if single else values
 

@@ -21,10 +21,16 @@ observation s. While the learner is in control the wrapper decides whether the e
   probability 1 - epsilon if bad, epsilon otherwise, epsilon = 0.05 exp(-0.1 n_episodes).
 - ``strategy="none"``: the expert never takes over (it only labels, e.g. for DAgger).
 
-After the k expert steps control returns to the learner and its next action is checked again.
-While the expert controls, the executed action is ``expert.act(s)``; the learner's action is
-ignored. Rewards are the wrapped env's (the task reward) and are passed through unchanged:
-learners that must not see them (RLIF) ignore them. Per-step ``info`` (DESIGN.md contract):
+After the k expert steps control returns to the learner. With ``hand_back=True`` (default, the
+reference code: its RLIF loop and its HG-DAgger sampler skip the check at the step a block
+ends, rlif.md (b) pseudocode) the learner's first action after a takeover is executed
+unchecked and its next one is checked, so every takeover follows a learner step: a learner
+that stays bad earns RLIF's -1 once per block instead of letting takeovers chain into one long
+expert-driven stretch with no -1. With ``hand_back=False`` the first action is checked at
+once. ``"random"`` draws every step independently either way (rlif.md (g) 7). While the
+expert controls, the executed action is ``expert.act(s)``; the learner's action is ignored.
+Rewards are the wrapped env's (the task reward) and are passed through unchanged: learners
+that must not see them (RLIF) ignore them. Per-step ``info`` (DESIGN.md contract):
 
     intervened            the expert executed this step's action
     intervention_started  the expert took over at this step after a learner-controlled step
@@ -72,11 +78,14 @@ class InterventionWrapper(gym.Wrapper):
         reference: ``"reference"`` (default: a_ref = pi_ref's action, ``expert.reference_action``
             when it has one) or ``"expert"`` (a_ref = the acting expert's action).
         distance_threshold: L1 threshold of ``"distance"``. Default 1.0.
+        hand_back: execute the learner's first action after a takeover unchecked (module
+            docstring; ``"value"`` and ``"distance"``). Default True.
     """
 
     def __init__(self, env: gym.Env, expert: Expert, strategy: str = "value", threshold_form: str = "additive",
                  delta: float = 0.5, alpha: float = 0.97, beta: float = 0.95, takeover_steps: int = 4,
-                 rate: float = 0.5, reference: str = "reference", distance_threshold: float = 1.0):
+                 rate: float = 0.5, reference: str = "reference", distance_threshold: float = 1.0,
+                 hand_back: bool = True):
         super().__init__(env)
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"env: InterventionWrapper needs a Box action space, got {env.action_space}")
@@ -103,6 +112,8 @@ class InterventionWrapper(gym.Wrapper):
         self.rate = float(rate)
         self.reference = reference
         self.distance_threshold = float(distance_threshold)
+        self.hand_back = bool(hand_back)
+        self._handing_back = False
         self._rng = np.random.default_rng()
         self._observation = None
         self._remaining = 0
@@ -154,6 +165,7 @@ class InterventionWrapper(gym.Wrapper):
         self._observation = observation
         self._remaining = 0
         self._previous_intervened = False
+        self._handing_back = False
         return observation, info
 
     def step(self, action):
@@ -162,7 +174,7 @@ class InterventionWrapper(gym.Wrapper):
         space = self.env.action_space
         learner_action = np.clip(np.asarray(action, dtype=space.dtype).reshape(space.shape), space.low, space.high)
         started = False
-        if self._remaining == 0 and self._takes_over(self._observation, learner_action):
+        if self._remaining == 0 and not self._handing_back and self._takes_over(self._observation, learner_action):
             self._remaining = self.takeover_steps
             started = not self._previous_intervened
         intervened = self._remaining > 0
@@ -171,6 +183,8 @@ class InterventionWrapper(gym.Wrapper):
             self._remaining -= 1
         else:
             executed = learner_action
+        self._handing_back = (intervened and self._remaining == 0 and self.hand_back
+                              and self.strategy in ("value", "distance"))
         observation, reward, terminated, truncated, info = self.env.step(executed)
         info = dict(info)
         info.update(intervened=intervened, intervention_started=started, executed_action=executed.copy(),
@@ -191,7 +205,7 @@ class FactoredLQRIntervention(gym.Env):
         expert_level: a name of ``envs.experts.LQR_EXPERT_LEVELS``. Default ``"medium"``.
         expert_discount: discount of the expert's judging Q. Default 0.99.
         strategy, threshold_form, delta, alpha, beta, takeover_steps, rate, reference,
-            distance_threshold: as for :class:`InterventionWrapper` (same defaults).
+            distance_threshold, hand_back: as for :class:`InterventionWrapper` (same defaults).
         **world_kwargs: FactoredLQR's arguments (``n_relevant_states``, ``horizon`` ...).
     """
 
@@ -200,7 +214,8 @@ class FactoredLQRIntervention(gym.Env):
     def __init__(self, expert_level: str = "medium", expert_discount: float = 0.99, strategy: str = "value",
                  threshold_form: str = "additive", delta: float = 0.5, alpha: float = 0.97, beta: float = 0.95,
                  takeover_steps: int = 4, rate: float = 0.5, reference: str = "reference",
-                 distance_threshold: float = 1.0, render_mode: str | None = None, **world_kwargs):
+                 distance_threshold: float = 1.0, hand_back: bool = True, render_mode: str | None = None,
+                 **world_kwargs):
         from envs.experts import LQRExpert
         from envs.factored import FactoredLQR
 
@@ -212,7 +227,7 @@ class FactoredLQRIntervention(gym.Env):
         self.wrapped = InterventionWrapper(
             self.world, self.expert, strategy=strategy, threshold_form=threshold_form, delta=delta, alpha=alpha,
             beta=beta, takeover_steps=takeover_steps, rate=rate, reference=reference,
-            distance_threshold=distance_threshold)
+            distance_threshold=distance_threshold, hand_back=hand_back)
         self.observation_space = self.wrapped.observation_space
         self.action_space = self.wrapped.action_space
 
