@@ -19,9 +19,17 @@ rlif.md). Smoke-run with ``--expert-steps 2000 --acting-steps 600 2000 --steps 6
    every ``--eval-interval`` steps. Score: (return - random) / (reference - random), from
    Monte-Carlo returns of uniform random actions and of the noise-free reference.
 
-    python benchmarks/rlif_pendulum.py [--expert-steps 15000] [--acting-steps 4000 15000]
-        [--steps 10000] [--seeds 2] [--workers 2] [--agents rlif dagger hg-dagger] [--delta 1.0]
-        [--demonstrations 0] [--pretrain-steps 2000]
+    python benchmarks/rlif_pendulum.py [--expert-steps 15000] [--acting-steps 3000 15000]
+        [--steps 10000] [--seeds 3] [--workers 2] [--agents rlif dagger hg-dagger] [--delta 1.0]
+        [--demonstrations 1000] [--pretrain-steps 2000]
+
+Measured with the defaults (about 40 min on two CPU cores): the reference scores 1 (return -140, random -1246), the 3000-step acting expert
+0.258. Final learner-alone score, IQM [95% CI]: with the 3000-step expert RLIF 0.817 [0.675,
+0.921], DAgger 0.248 [0.143, 0.319], HG-DAgger 0.273 [0.183, 0.321] (RLIF's intervention rate
+0.56 -> 0.42); with the reference acting RLIF 0.992 [0.985, 0.996], DAgger and HG-DAgger 0.995:
+imitating a near-optimal expert reaches it. With ``--demonstrations 0`` (seed 0 only) RLIF
+reached 0.358 in 10k steps, its intervention rate flat at 0.58; our reading is that swinging up
+needs exploration that a weak expert's takeovers do not provide, while demonstrations show it.
 
 Writes <output-dir>/rlif_pendulum/results.json and table.md, and prints the table (per level:
 the acting expert's score, each learner's final IQM score with a 95% bootstrap CI, intervention
@@ -120,14 +128,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--expert", help="path of a saved SAC reference model (skips its training)")
     parser.add_argument("--expert-steps", type=int, default=15_000)
-    parser.add_argument("--acting-steps", type=int, nargs="+", default=[4000, 15_000],
+    parser.add_argument("--acting-steps", type=int, nargs="+", default=[3000, 15_000],
                         help="training steps of each level's acting expert (= --expert-steps: the reference)")
     parser.add_argument("--noise", type=float, default=0.0, help="action noise of every acting expert")
-    parser.add_argument("--demonstrations", type=int, default=0,
+    parser.add_argument("--demonstrations", type=int, default=1000,
                         help="env steps of reference-expert demonstrations given to every learner first")
     parser.add_argument("--pretrain-steps", type=int, default=2000, help="BC steps on the demonstrations")
     parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--agents", nargs="+", default=["rlif", "dagger", "hg-dagger"])
     parser.add_argument("--delta", type=float, default=1.0, help="additive takeover threshold on the critic's Q")
