@@ -171,7 +171,7 @@ class PolicyExpert:
             if not hasattr(value, "critic") or not hasattr(value, "policy"):
                 raise ValueError(f"{name}: PolicyExpert needs an SB3 off-policy model with a critic, "
                                  f"got {type(value).__name__}")
-        if (reference.observation_space != model.observation_space or reference.action_space != model.action_space):
+        if reference.observation_space != model.observation_space or reference.action_space != model.action_space:
             raise ValueError("reference: its observation and action spaces must match model's")
         if aggregate not in ("min", "mean"):
             raise ValueError(f"aggregate: choose 'min' or 'mean', got {aggregate!r}")
