@@ -36,7 +36,7 @@ import torch as th
 import yaml
 from stable_baselines3.common.logger import configure
 
-from causalrl.evaluation import EVAL_SEED
+from causalrl.evaluation import make_evaluator
 from causalrl.registry import AGENTS, load_plugins
 from causalrl.stats import iqm, stratified_bootstrap_ci
 
@@ -46,14 +46,11 @@ def preset() -> dict:
 
 
 def run_one(env_kwargs: dict, agent: dict, seed: int, steps: int, eval_interval: int, eval_episodes: int) -> dict:
-    from envs.experts import evaluate_expert
-    from envs.factored import FactoredLQR
+    def make_env():
+        return gym.make(env_kwargs["id"], **{k: v for k, v in env_kwargs.items() if k != "id"})
 
-    env = gym.make(env_kwargs["id"], **{k: v for k, v in env_kwargs.items() if k != "id"})
-    world_kwargs = {k: v for k, v in env_kwargs.items() if k in ("instance_seed", "horizon", "n_relevant_states",
-                                                                 "n_distractor_states", "n_relevant_actions",
-                                                                 "n_irrelevant_actions", "noise_std")}
-    evaluation_world = FactoredLQR(**world_kwargs)
+    env = make_env()
+    evaluate = make_evaluator(make_env(), eval_episodes)  # the runner's: the plain world, no expert
     kwargs = {k: v for k, v in agent.items() if k != "name"}
     if "learning_starts" in kwargs:
         kwargs["learning_starts"] = min(kwargs["learning_starts"], steps // 5)
@@ -70,8 +67,7 @@ def run_one(env_kwargs: dict, agent: dict, seed: int, steps: int, eval_interval:
         model.learn(chunk, reset_num_timesteps=done_steps == 0)
         done_steps += chunk
         rate = (wrapper.total_interventions - before[1]) / max(wrapper.total_steps - before[0], 1)
-        score = evaluate_expert(evaluation_world, lambda o: model.predict(o, deterministic=True)[0],
-                                n_episodes=eval_episodes, seed=EVAL_SEED)["normalised_score"]
+        score = evaluate(model)["eval/deterministic_normalised_score"]
         curve["steps"].append(done_steps)
         curve["score"].append(score)
         curve["intervention_rate"].append(rate)
@@ -96,8 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)
     load_plugins()
-    from envs.experts import LQRExpert, evaluate_expert
-    from envs.factored import FactoredLQR
+    from envs.experts import evaluate_expert
 
     agents = {entry["name"]: entry for entry in base["agents"]}
     out = Path(args.output_dir) / "rlif_factored"
@@ -105,8 +100,9 @@ def main() -> None:
     results = {"args": vars(args), "levels": {}}
     for level in args.levels:
         env_kwargs = {**base["env"], "expert_level": level}
-        world = FactoredLQR(instance_seed=env_kwargs.get("instance_seed", 0))
-        expert_score = evaluate_expert(world, LQRExpert(world, level=level), args.expert_episodes, seed=0)["normalised_score"]
+        intervention = gym.make(env_kwargs["id"], **{k: v for k, v in env_kwargs.items() if k != "id"}).unwrapped
+        expert_score = evaluate_expert(intervention.world, intervention.expert, args.expert_episodes,
+                                       seed=0)["normalised_score"]
         print(f"level {level}: expert normalised score {expert_score:.3f}", flush=True)
         level_result = {"expert_score": expert_score, "agents": {}}
         for name in args.agents:

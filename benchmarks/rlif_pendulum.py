@@ -15,7 +15,7 @@ rlif.md). Smoke-run with ``--expert-steps 2000 --acting-steps 600 2000 --steps 6
 3. ``InterventionWrapper(Pendulum-v1, PolicyExpert(acting, reference=pi_ref))``: the acting
    expert takes over, the reference's critic judges (value-based takeover, additive delta, beta,
    k, hand-back step). Each learner trains ``--steps`` env steps per seed and is evaluated alone
-   (deterministic, no expert, ``--eval-episodes`` episodes from causalrl.evaluation.EVAL_SEED)
+   (deterministic, no expert, ``--eval-episodes`` episodes: causalrl.evaluation.make_evaluator)
    every ``--eval-interval`` steps. Score: (return - random) / (reference - random), from
    Monte-Carlo returns of uniform random actions and of the noise-free reference.
 
@@ -50,7 +50,7 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
-from causalrl.evaluation import EVAL_SEED
+from causalrl.evaluation import make_evaluator
 from causalrl.registry import AGENTS, load_plugins
 from causalrl.stats import stratified_bootstrap_ci
 
@@ -107,6 +107,7 @@ def run_job(job: dict) -> dict:
         kwargs.update({"learning_starts": 0} if job["agent"] == "rlif" else {"pretrain_steps": args["pretrain_steps"]})
     model = AGENTS.get(job["agent"])("MlpPolicy", env, seed=job["seed"], **kwargs)
     model.set_logger(configure(None, []))
+    evaluate = make_evaluator(gym.make("Pendulum-v1"), args["eval_episodes"])
     curve = {"steps": [], "return": [], "intervention_rate": []}
     done, started = 0, time.perf_counter()
     while done < args["steps"]:
@@ -115,7 +116,7 @@ def run_job(job: dict) -> dict:
         model.learn(chunk, reset_num_timesteps=done == 0)
         done += chunk
         rate = (env.total_interventions - before[1]) / max(env.total_steps - before[0], 1)
-        value = mean_return(lambda o: model.predict(o, deterministic=True)[0], args["eval_episodes"], EVAL_SEED)
+        value = evaluate(model)["eval/deterministic_return_mean"]
         for key, item in (("steps", done), ("return", value), ("intervention_rate", rate)):
             curve[key].append(item)
         print(f"  {job['agent']:<10} level {job['level']} seed {job['seed']} step {done:>6} return {value:8.1f} "
