@@ -19,6 +19,7 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 from stable_baselines3.common.logger import Logger
 from tqdm.auto import tqdm
+from causalrl.core.checks import check_int
 
 __all__ = ["BanditAgent"]
 
@@ -125,8 +126,7 @@ class BanditAgent:
         each round is one rollout (``on_rollout_start`` / ``on_rollout_end``).
         ``log_interval`` and ``tb_log_name`` exist for SB3 compatibility; rows are written by
         the callbacks (the runner's MetricsCallback)."""
-        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)) or total_timesteps <= 0:
-            raise ValueError(f"total_timesteps: must be a positive integer, got {total_timesteps!r}")
+        check_int(total_timesteps, "total_timesteps")
         if reset_num_timesteps or self._last_observation is None:
             if reset_num_timesteps:
                 self.num_timesteps = 0

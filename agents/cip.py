@@ -1,8 +1,8 @@
 """CIP: causal information prioritisation on SAC, and ACE (causally weighted entropy only).
 
-Spec: ``shared/specs/cip.md`` (Cao et al., ICLR 2025, arXiv:2502.10097; ACE: Ji et al., ICML
+Spec: docs/cip.md (Cao et al., ICLR 2025, arXiv:2502.10097; ACE: Ji et al., ICML
 2024). This is the algorithm the paper intends, not the public release, which is inert in three
-places (cip.md (f) 1, 2, 5); here each part acts, and each has a constructor switch:
+places (docs/cip.md (f) 1, 2, 5); here each part acts, and each has a constructor switch:
 
 - ``causal_weights``: w_a = d_A softmax(b_a) from the discovered action -> reward coefficients,
   used in the critic target, the actor loss and the temperature loss (b.4, as ACE).
@@ -17,7 +17,7 @@ places (cip.md (f) 1, 2, 5); here each part acts, and each has a constructor swi
 
 Discovery (b.1) runs every ``discovery_interval`` env steps on the last ``discovery_samples``
 real transitions of the replay buffer. The default estimator is an adaptive-lasso regression of
-the standardised reward on standardised (s, a) (``causalrl.stats.adaptive_lasso``): the reward
+the standardised reward on standardised (s, a) (``causalrl.core.stats.adaptive_lasso``): the reward
 is only an effect, so its parents are the variables with non-zero coefficients. Its basis holds
 each variable and its square (``discovery_basis="quadratic"``): the rewards of control tasks
 are usually costs quadratic in zero-mean variables, to which a linear-only fit is blind.
@@ -47,7 +47,8 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch.nn import functional as F
 
-from causalrl.stats import adaptive_lasso
+from causalrl.core.checks import check_int
+from causalrl.core.stats import adaptive_lasso
 
 __all__ = ["CIP", "ACE", "InverseDynamics", "DISCOVERY_METHODS"]
 
@@ -60,7 +61,7 @@ _SQUASH_EPS = 1e-6
 
 class InverseDynamics(nn.Module):
     """q_psi(a | s, s'): a diagonal Gaussian over the (scaled, [-1, 1]) action, from an MLP on
-    [s, s'] (cip.md b.3). Unsquashed, so the likelihood of a replayed action needs no atanh."""
+    [s, s'] (docs/cip.md b.3). Unsquashed, so the likelihood of a replayed action needs no atanh."""
 
     def __init__(self, n_states: int, n_actions: int, net_arch: tuple[int, ...] = (256, 256)):
         super().__init__()
@@ -80,7 +81,7 @@ class InverseDynamics(nn.Module):
 
 
 class CIP(SAC):
-    """Causal information prioritisation on SAC (cip.md; module docstring for the parts).
+    """Causal information prioritisation on SAC (docs/cip.md; module docstring for the parts).
 
     Takes every argument of SB3's ``SAC`` (``learning_rate=3e-4``, ``buffer_size=1e6``,
     ``learning_starts=100``, ``batch_size=256``, ``tau=0.005``, ``gamma=0.99``,
@@ -99,7 +100,7 @@ class CIP(SAC):
     :param weight_source: ``"abs"`` (default): w_a = d_A softmax(|b_a| / max_a' |b_a'| / tau),
         with |b_a| the norm of action a's coefficients on the standardised reward, so strong
         costs and strong rewards both rank high, whatever the reward's units; ``"signed"``: softmax of the signed linear coefficient, as the release
-        (cip.md (f) 8: a strong negative parent then gets a low weight).
+        (docs/cip.md (f) 8: a strong negative parent then gets a low weight).
     :param weight_temperature: tau in w_a = d_A softmax(score_a / tau). Default 1.0 (with
         ``"abs"`` scores in [0, 1]: a parent weighs up to e = 2.7 times a non-parent).
     :param augmentation: counterfactual data augmentation (b.2). Default True.
@@ -186,8 +187,7 @@ class CIP(SAC):
             raise ValueError(f"weight_source: unknown {weight_source!r}; choose 'abs' or 'signed'")
         for name, value in [("discovery_interval", discovery_interval), ("discovery_samples", discovery_samples),
                             ("policy_delay", policy_delay), ("reset_interval", reset_interval)]:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+            check_int(value, name)
         if discovery_samples < 10:
             raise ValueError(f"discovery_samples: needs at least 10 transitions for a regression, got {discovery_samples}")
         for name, value in [("augmentation_ratio", augmentation_ratio), ("swap_probability", swap_probability)]:
@@ -263,7 +263,7 @@ class CIP(SAC):
         return {"state_to_reward": self.reward_state_mask[:, None].copy(),
                 "action_to_reward": self.reward_action_mask[:, None].copy()}
 
-    # --- training (cip.md b.6) ---------------------------------------------------------------
+    # --- training (docs/cip.md b.6) ---------------------------------------------------------------
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
         optimizers = [self.actor.optimizer, self.critic.optimizer, self.inverse_optimizer]
@@ -482,7 +482,7 @@ class CIP(SAC):
 
 
 class ACE(CIP):
-    """ACE: SAC with causality-aware (weighted) entropy and dormancy-guided reset only (cip.md (c)).
+    """ACE: SAC with causality-aware (weighted) entropy and dormancy-guided reset only (docs/cip.md (c)).
 
     CIP with ``augmentation=False`` and ``empowerment=False``; every other argument and default
     is CIP's (network sizes are SB3's, not ACE's 1024 / batch 512, so the comparison isolates the

@@ -1,13 +1,13 @@
 """CSL-UCB: causal sub-graph learning + UCB for linear-SEM causal bandits.
 
-Spec: /work/shared/specs/csl-ucb.md (Peng, Zhang, Mitra, IEEE TSP 2025). Comments cite its
+Spec: docs/csl-ucb.md (Peng, Zhang, Mitra, IEEE TSP 2025). Comments cite its
 sections and steps; the math uses its symbols: B / B' the observational / interventional weight
 matrices (``[j, i]`` = weight of j -> i), nu the known noise mean, sigma the noise std, a column
 (node i, mechanism b) is a "sub-graph", n[b, i] its sample count since its reset time t_0[b, i],
 L[b, i] its "needs relearning" flag, mu_hat_a the estimated expected reward of arm a and U_a its
 uncertainty bound.
 
-Speed: every quantity over the 2^N arms is batched linear algebra (``causalrl.scm.propagate`` /
+Speed: every quantity over the 2^N arms is batched linear algebra (``causalrl.core.scm.propagate`` /
 ``reward_flow``, in chunks of ``ARM_CHUNK`` arms); the per-arm uncertainty is a dot product of the
 arm's bits with per-column scalars; the edge-removal scores of a column are memoised per candidate
 parent set until that column's samples change.
@@ -20,11 +20,12 @@ import math
 import gymnasium as gym
 import numpy as np
 
-from agents.base import BanditAgent
-from causalrl.mutual_information import ksg_mutual_information_many
-from causalrl.scm import arm_chunks, values_and_flow, whole_graph_change_statistic
-from causalrl.graph import is_acyclic
-from causalrl.stats import ols_covariance_scale
+from causalrl.core.checks import check_int
+from causalrl.agents.base import BanditAgent
+from causalrl.core.mutual_information import ksg_mutual_information_many
+from causalrl.core.scm import arm_chunks, values_and_flow, whole_graph_change_statistic
+from causalrl.core.graph import is_acyclic
+from causalrl.core.stats import ols_covariance_scale
 
 __all__ = [
     "CSLUCB",
@@ -42,7 +43,7 @@ CHANGE_DETECTION_MODES = ("column", "none", "graph")
 
 
 # --------------------------------------------------------------------------------------------
-# Algorithm A: asymmetric-error structure learning (csl-ucb.md (b) "Algorithm A")
+# Algorithm A: asymmetric-error structure learning (docs/csl-ucb.md (b) "Algorithm A")
 # --------------------------------------------------------------------------------------------
 class _ColumnScorer:
     """Edge-removal scores ``s(p -> i) = I_KSG(r; X_p) - w log|b_hat_pi|`` of one column (node
@@ -106,7 +107,7 @@ def _remove_edges_until_acyclic(scorers: list[_ColumnScorer]) -> np.ndarray:
 
 
 def learn_mechanism_structure(column_samples, noise_mean, k: int = 5, penalty_weight: float = 1.0) -> np.ndarray:
-    """Algorithm A of csl-ucb.md (b): asymmetric-error structure learning of one mechanism.
+    """Algorithm A of docs/csl-ucb.md (b): asymmetric-error structure learning of one mechanism.
 
     Starts from the complete directed graph and removes, one at a time, the edge with the largest
     score ``I_KSG(residual_i; X_p) - penalty_weight * log|b_hat_pi|`` until the graph is a DAG,
@@ -134,10 +135,10 @@ def learn_mechanism_structure(column_samples, noise_mean, k: int = 5, penalty_we
 
 
 # --------------------------------------------------------------------------------------------
-# Weights, per-column uncertainty, and all arms' index (csl-ucb.md (b) step 3.2)
+# Weights, per-column uncertainty, and all arms' index (docs/csl-ucb.md (b) step 3.2)
 # --------------------------------------------------------------------------------------------
 def estimate_column(samples: np.ndarray, parents: np.ndarray, node: int, noise_mean: float, noise_std: float):
-    """OLS weights of one column and its uncertainty scalar (csl-ucb.md (b) step 3.2.1 and U_a).
+    """OLS weights of one column and its uncertainty scalar (docs/csl-ucb.md (b) step 3.2.1 and U_a).
 
     Regresses X_i - nu_i on X_pa(i) without intercept over ``samples`` (n, N). Returns the
     coefficients (one per parent) and ``sqrt(p (p + 2)) * lambda_max(Sigma_hat(i))`` with
@@ -186,7 +187,7 @@ def score_arms(weights: np.ndarray, column_uncertainty: np.ndarray, noise_mean, 
     """mu_hat_a and U_a of every arm (all 2^N when ``actions`` is None, in ``ARM_CHUNK`` chunks).
 
     ``U_a = ||[(I - B_hat_a)^{-1}]_{:,N}||_2 * ||mu_hat_a||_2 *
-    sqrt(4 ln(2N/delta) * sum_i sqrt(p_i(p_i+2)) lambda_max(Sigma_hat_a(i)))`` (csl-ucb.md (b),
+    sqrt(4 ln(2N/delta) * sum_i sqrt(p_i(p_i+2)) lambda_max(Sigma_hat_a(i)))`` (docs/csl-ucb.md (b),
     "as implemented"), with mu_hat_a the full vector (I - B_hat_a)^{-T} nu.
 
     Returns (estimated_rewards, uncertainties), each of shape (A,).
@@ -210,7 +211,7 @@ def score_arms(weights: np.ndarray, column_uncertainty: np.ndarray, noise_mean, 
 
 
 def column_change_statistic(residuals: np.ndarray, noise_std) -> np.ndarray:
-    """csl-ucb.md (c) step 4: ``D = log(sigma / s_hat) + mean(e^2) / (2 sigma^2) - 1/2`` over the
+    """docs/csl-ucb.md (c) step 4: ``D = log(sigma / s_hat) + mean(e^2) / (2 sigma^2) - 1/2`` over the
     last axis of ``residuals`` (the window), i.e. KL(N(m_hat, s_hat^2) || N(0, sigma^2)) on the
     empirical moments (population std)."""
     residuals = np.asarray(residuals, dtype=float)
@@ -233,9 +234,9 @@ class CSLUCB(BanditAgent):
     ``graph_period`` rounds the structure of both mechanisms is relearned (Algorithm A), every
     ``estimate_period`` rounds the weights, mu_hat_a and U_a of all 2^N arms are re-estimated
     and ``argmax_a mu_hat_a + kappa_t U_a`` is chosen, and in between the previous action is
-    replayed. The reward node is the last node. See /work/shared/specs/csl-ucb.md (b), (c).
+    replayed. The reward node is the last node. See docs/csl-ucb.md (b), (c).
 
-    Args (beyond :class:`~agents.base.BanditAgent`: policy, env, seed, verbose, noise_mean nu,
+    Args (beyond :class:`~causalrl.agents.base.BanditAgent`: policy, env, seed, verbose, noise_mean nu,
     noise_std sigma, both treated as known, (g) item 3):
         n_es: minimum samples per column before model-based play starts (default 20).
         graph_period: rounds between structure relearning, F_graph (default 50).
@@ -282,10 +283,8 @@ class CSLUCB(BanditAgent):
                  change_detection: str = "column", graph_detection_threshold: float = 20.0):
         for name, value in [("n_es", n_es), ("graph_period", graph_period), ("estimate_period", estimate_period),
                             ("n_max", n_max), ("k", k), ("detection_window", detection_window)]:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-        if isinstance(detect_after, bool) or not isinstance(detect_after, (int, np.integer)) or detect_after < 0:
-            raise ValueError(f"detect_after: must be an integer >= 0, got {detect_after!r}")
+            check_int(value, name)
+        check_int(detect_after, "detect_after", minimum=0)
         if n_max <= k:
             raise ValueError(f"n_max: must exceed k={k} so the KSG estimator has neighbours, got {n_max}")
         if not 0 < delta < 1:

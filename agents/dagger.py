@@ -1,13 +1,13 @@
-"""DAgger and HG-DAgger: interactive behaviour-cloning baselines of RLIF (rlif.md (d), (g) 8).
+"""DAgger and HG-DAgger: interactive behaviour-cloning baselines of RLIF (docs/rlif.md (d), (g) 8).
 
 Both learn a tanh-Gaussian MLP policy by behaviour cloning (maximise log pi(a|s), no entropy
-term; AdamW, weight decay 1e-3, rlif.md (d) "Common") on an aggregated dataset, in rounds:
+term; AdamW, weight decay 1e-3, docs/rlif.md (d) "Common") on an aggregated dataset, in rounds:
 collect ``round_steps`` env steps, add the labelled samples to the aggregate, then take
 ``gradient_steps`` BC steps on all of it. They use the same experts and intervention worlds
 as RLIF: the expert is ``expert=`` or, by default, the env's ``expert`` attribute (set by
-``envs.intervention.InterventionWrapper`` and the registered intervention worlds).
+``causalrl.envs.intervention.InterventionWrapper`` and the registered intervention worlds).
 
-``DAgger`` (textbook, the semantics of ``imitation``'s ``SimpleDAggerTrainer``, rlif.md (d)):
+``DAgger`` (textbook, the semantics of ``imitation``'s ``SimpleDAggerTrainer``, docs/rlif.md (d)):
 the expert labels *every* visited state; at each step the expert's action is executed with
 probability beta_r (round r) and the learner's otherwise. ``labels="reference-uniform"`` is
 the reference code's variant: the learner rolls out alone (beta = 0), a ``relabel_rate`` share
@@ -38,17 +38,18 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
+from causalrl.core.checks import check_int
 
 __all__ = ["DAgger", "HGDAgger", "BCPolicy", "BETA_SCHEDULES"]
 
 BETA_SCHEDULES = ("linear", "exponential", "constant")
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-#: behaviour-cloning targets are clipped to +-(1 - this) before atanh (rlif.md (b): +-0.999)
+#: behaviour-cloning targets are clipped to +-(1 - this) before atanh (docs/rlif.md (b): +-0.999)
 ACTION_CLIP = 1e-3
 
 
 class BCPolicy(BasePolicy):
-    """tanh-squashed diagonal Gaussian MLP policy trained by maximum likelihood (rlif.md (d)).
+    """tanh-squashed diagonal Gaussian MLP policy trained by maximum likelihood (docs/rlif.md (d)).
 
     Args:
         net_arch: hidden widths. Default (256, 256).
@@ -116,11 +117,9 @@ class _InteractiveBC(BaseAlgorithm):
                  tensorboard_log: str | None = None, verbose: int = 0, seed: int | None = None, device="auto",
                  _init_setup_model: bool = True):
         for name, value in [("batch_size", batch_size), ("round_steps", round_steps)]:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+            check_int(value, name)
         for name, value in [("gradient_steps", gradient_steps), ("pretrain_steps", pretrain_steps)]:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name}: must be an integer >= 0, got {value!r}")
+            check_int(value, name, minimum=0)
         super().__init__(policy, env, learning_rate, policy_kwargs=policy_kwargs, stats_window_size=stats_window_size,
                          tensorboard_log=tensorboard_log, verbose=verbose, device=device, support_multi_env=False,
                          seed=seed, supported_action_spaces=(spaces.Box,))
@@ -159,7 +158,7 @@ class _InteractiveBC(BaseAlgorithm):
     def _require_expert(self):
         if self.expert is None:
             raise ValueError(f"expert: {type(self).__name__} needs an Expert (pass expert=..., or use an env "
-                             "wrapped by envs.intervention.InterventionWrapper)")
+                             "wrapped by causalrl.envs.intervention.InterventionWrapper)")
         return self.expert
 
     def _add_samples(self, observations, env_actions) -> None:
@@ -173,7 +172,7 @@ class _InteractiveBC(BaseAlgorithm):
         return int(sum(len(rows) for rows in self._labels))
 
     def _train_bc(self, gradient_steps: int) -> None:
-        """Maximise log pi(a|s) on minibatches of the aggregate (rlif.md (d))."""
+        """Maximise log pi(a|s) on minibatches of the aggregate (docs/rlif.md (d))."""
         if not self._labels or gradient_steps == 0:
             return
         self._observations = [np.concatenate(self._observations)]
@@ -246,7 +245,7 @@ class _InteractiveBC(BaseAlgorithm):
 class DAgger(_InteractiveBC):
     """DAgger by behaviour cloning with expert labels on every visited state (module docstring).
 
-    :param expert: an ``causalrl.protocols.Expert``; default None = the env's ``expert``.
+    :param expert: an ``causalrl.core.protocols.Expert``; default None = the env's ``expert``.
     :param beta_schedule: probability of executing the expert's action in round r:
         ``"linear"`` (default) beta_r = clip((R - r) / R, 0, 1) with R = ``beta_rampdown_rounds``
         (imitation's ``LinearBetaSchedule``); ``"exponential"`` beta_r = ``beta_decay`` ** r;

@@ -1,7 +1,7 @@
-"""Explore-then-commit with a structure learner: the GOLEM-MAB baseline of csl-ucb.md (d) item 2,
+"""Explore-then-commit with a structure learner: the GOLEM-MAB baseline of docs/csl-ucb.md (d) item 2,
 with DAGMA (Bello et al. 2022, the ``dagma`` package) in place of GOLEM.
 
-Symbols follow csl-ucb.md: B (observational weights), B' (interventional weights), nu (known
+Symbols follow docs/csl-ucb.md: B (observational weights), B' (interventional weights), nu (known
 noise mean), mu_a = [(I - B_a)^{-T} nu]_N (expected reward of intervention a).
 
 DAGMA is an optional extra: ``pip install -e '.[structure]'``. It is imported only when a
@@ -15,16 +15,16 @@ import threading
 
 import numpy as np
 
-from agents.base import BanditAgent
-from causalrl.graph import remove_cycles_by_weight
-from causalrl.scm import all_interventions, arm_chunks, values_and_flow, whole_graph_change_statistic
-from causalrl.stats import least_squares
+from causalrl.agents.base import BanditAgent
+from causalrl.core.graph import remove_cycles_by_weight
+from causalrl.core.scm import all_interventions, arm_chunks, values_and_flow, whole_graph_change_statistic
+from causalrl.core.stats import least_squares
 
 __all__ = ["ExploreThenCommit", "dagma_structure"]
 
 STRUCTURE_LEARNERS = ("dagma",)
 CHANGE_DETECTORS = ("none", "graph")
-#: the arms are enumerated (2^N of them), as in every agent of csl-ucb.md
+#: the arms are enumerated (2^N of them), as in every agent of docs/csl-ucb.md
 MAX_NODES = 20
 _MISSING_DAGMA = "structure learner 'dagma' is not installed; run: pip install -e '.[structure]'"
 # dagma.linear.DagmaLinear.fit always draws a tqdm bar; we silence it by swapping the module's
@@ -45,7 +45,7 @@ def dagma_structure(samples, lambda1: float = 0.03, w_threshold: float = 0.3, se
                     progress_bar: bool = False, **fit_kwargs) -> np.ndarray:
     """Weighted DAG learned by DAGMA-linear (l2 loss) from ``samples`` (n, N).
 
-    Steps (csl-ucb.md (d) item 2): centre the data, fit ``DagmaLinear(loss_type="l2")`` with the
+    Steps (docs/csl-ucb.md (d) item 2): centre the data, fit ``DagmaLinear(loss_type="l2")`` with the
     L1 weight ``lambda1``; DAGMA zeroes weights with ``|w| < w_threshold``; then the smallest
     remaining edges are removed until the graph is acyclic. Returns an (N, N) weight matrix,
     ``[j, i]`` = weight of j -> i (the causalrl convention, which is also DAGMA's).
@@ -90,7 +90,7 @@ def _expected_rewards_all_arms(observational, interventional, noise_mean: float)
 class ExploreThenCommit(BanditAgent):
     """Explore-then-commit with a structure learner (registry name ``etc-dagma``).
 
-    The GOLEM-MAB baseline of csl-ucb.md (d) item 2, with DAGMA as the learner:
+    The GOLEM-MAB baseline of docs/csl-ucb.md (d) item 2, with DAGMA as the learner:
 
     1. ``explore_rounds`` rounds of a = 0 (observational data), then ``explore_rounds`` rounds of
        a = 1 (every node intervened: interventional data).
@@ -99,23 +99,23 @@ class ExploreThenCommit(BanditAgent):
     3. mu_hat_a = [(I - B_hat_a)^{-T} nu]_N for every arm with the known nu; commit to the argmax
        and play it for ever (or until the change detector fires).
 
-    The reward node is the last node (csl-ucb.md (a)). Learned structure is exposed as
+    The reward node is the last node (docs/csl-ucb.md (a)). Learned structure is exposed as
     ``learned_structure``; the estimates as ``estimated_observational_weights``,
     ``estimated_interventional_weights`` and ``estimated_rewards`` (all arms).
 
-    Args (beyond :class:`~agents.base.BanditAgent`):
+    Args (beyond :class:`~causalrl.agents.base.BanditAgent`):
         structure_learner: the structure learner; only ``"dagma"`` (the ``dagma`` package, an
             optional extra: ``pip install -e '.[structure]'``). Default ``"dagma"``.
         explore_rounds: rounds per exploration block, so the agent commits after
             2 * explore_rounds rounds. Default 300 (the reference code).
-        lambda1: L1 penalty weight of DAGMA. Default 0.03 (csl-ucb.md (d), DAGMA notes; the
+        lambda1: L1 penalty weight of DAGMA. Default 0.03 (docs/csl-ucb.md (d), DAGMA notes; the
             sibling repository uses 0.02).
         w_threshold: learned weights with |w| below this are removed. Default 0.3.
         refit_weights: if True, re-estimate each node's weights by OLS of (X_i - nu_i) on its
             learned parents (no intercept, as CSL-UCB does) instead of using the learner's
             L1-shrunk weights. Default False: the reference uses the learner's weights directly.
         change_detection: ``"none"`` (stationary worlds) or ``"graph"``: after committing, the
-            whole-graph detector of csl-ucb.md (c) on the last ``detection_window`` samples; when
+            whole-graph detector of docs/csl-ucb.md (c) on the last ``detection_window`` samples; when
             it fires, the agent discards everything and starts exploring again (full restart).
             Default ``"none"``.
         detection_window: samples the detector uses. Default 20. Must exceed N.
@@ -251,7 +251,7 @@ class ExploreThenCommit(BanditAgent):
                   f"(estimated reward {self.estimated_rewards[best]:.3g})")
 
     def _detect_change(self, observation: np.ndarray) -> None:
-        """csl-ucb.md (c) baseline detector on the last ``detection_window`` committed samples."""
+        """docs/csl-ucb.md (c) baseline detector on the last ``detection_window`` committed samples."""
         self._recent_samples.append(np.array(observation, dtype=float))
         if len(self._recent_samples) > self.detection_window:
             self._recent_samples.pop(0)

@@ -1,6 +1,6 @@
 """LinSEM-TS and LinSEM-UCB (Varici et al., arXiv 2208.12764) given the true parent sets.
 
-Spec: csl-ucb.md (d) items 3 and "LinSEM-UCB / LinSEM-TS". Both are *oracle* baselines: they
+Spec: docs/csl-ucb.md (d) items 3 and "LinSEM-UCB / LinSEM-TS". Both are *oracle* baselines: they
 read the true parent sets of B and B' from ``env.unwrapped.causal_structure`` (hence the
 registry names ``linsem-ts-oracle`` and ``linsem-ucb-oracle``); they never read the weights.
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import BanditAgent
-from causalrl.graph import topological_order
-from causalrl.scm import all_interventions, propagate
+from causalrl.agents.base import BanditAgent
+from causalrl.core.graph import topological_order
+from causalrl.core.scm import all_interventions, propagate
 
 __all__ = ["LinSEMTS", "LinSEMUCB"]
 
@@ -83,7 +83,7 @@ class LinSEMTS(_OracleParentsLinearModel):
     Each round samples every column ``B~_i ~ N(B_hat_i, posterior_scale * V_i^{-1})`` for both
     mechanisms, evaluates ``mu~_a`` for all 2^N interventions and plays the argmax.
 
-    Args (beyond :class:`~agents.base.BanditAgent`):
+    Args (beyond :class:`~causalrl.agents.base.BanditAgent`):
         posterior_scale: v, the variance scale of the Gaussian posterior (default 1.0, as in the
             reference code).
     """
@@ -108,13 +108,13 @@ class LinSEMTS(_OracleParentsLinearModel):
 class LinSEMUCB(_OracleParentsLinearModel):
     """LinSEM-UCB with the true parent sets (oracle; registry ``linsem-ucb-oracle``).
 
-    Uses the closed-form optimistic surrogate of csl-ucb.md (d): in topological order, node i's
+    Uses the closed-form optimistic surrogate of docs/csl-ucb.md (d): in topological order, node i's
     optimistic mean under arm a is ``nu_i + c^T B_hat_i + beta * ||c||_{V_i^{-1}}`` where c is the
     vector of its parents' optimistic means under a (the maximiser of a linear function over the
     confidence ellipsoid ``||theta - B_hat_i||_{V_i} <= beta``). Plays the arm with the largest
     optimistic reward.
 
-    Args (beyond :class:`~agents.base.BanditAgent`):
+    Args (beyond :class:`~causalrl.agents.base.BanditAgent`):
         confidence_width: beta. None (default) uses the Abbasi-Yadkori width with delta = 1/T^2,
             d = the largest in-degree, m = m_B = 1:
             ``sqrt(2 log(1/delta) + d log(1 + T/d)) + 1``.

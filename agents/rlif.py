@@ -1,8 +1,8 @@
-"""RLIF: interactive imitation learning as reinforcement learning (rlif.md).
+"""RLIF: interactive imitation learning as reinforcement learning (docs/rlif.md).
 
-Spec: ``shared/specs/rlif.md`` (Luo, Dong, Zhai, Ma, Levine, ICLR 2024, arXiv:2311.12996;
+Spec: docs/rlif.md (Luo, Dong, Zhai, Ma, Levine, ICLR 2024, arXiv:2311.12996;
 reference code pd-perry/RLIF @ d177b9b). The learner never sees the task reward. Its only
-reward is the expert's decision to intervene (rlif.md (a)):
+reward is the expert's decision to intervene (docs/rlif.md (a)):
 
     r~(s_t, a_t) = -1  if the learner controlled step t and the expert took over at step t+1,
                     0  otherwise,
@@ -10,19 +10,19 @@ reward is the expert's decision to intervene (rlif.md (a)):
 read from the intervention wrapper's per-step ``info`` (``intervened``,
 ``intervention_started``, ``executed_action``; ``envs/intervention.py``). Because the label of
 a transition is known one step later, each transition waits one step before it enters the
-replay buffer. What is stored (rlif.md (b) "Data", (g) 1-3, intended behaviour):
+replay buffer. What is stored (docs/rlif.md (b) "Data", (g) 1-3, intended behaviour):
 
 - every learner transition, with the learner's action: -1 if a takeover follows, else 0;
 - every expert-controlled transition, with the *executed* (expert) action and reward 0;
 - terminal transitions (mask 0 on true termination, 1 on time-limit truncation); episodes
   are never cut at an intervention;
-- optional initial demonstrations, with rewards zeroed (rlif.md (g) 4).
+- optional initial demonstrations, with rewards zeroed (docs/rlif.md (g) 4).
 
 ``reproduce_reference_quirks=True`` mimics the reference code's storage instead: of each
 expert block only the last transition is kept, and the final transition of every episode is
 dropped ((g) 2 and 3).
 
-The learner is RLPD-style SAC (rlif.md (b) table): a tanh-Gaussian actor; an ensemble of
+The learner is RLPD-style SAC (docs/rlif.md (b) table): a tanh-Gaussian actor; an ensemble of
 ``n_critics`` Q networks with LayerNorm; a target that is the minimum over a random subset of
 ``n_target_critics`` target critics, with no entropy term; ``utd_ratio`` critic updates per env
 step, then one actor and one temperature update on the last critic minibatch; the actor uses
@@ -44,6 +44,7 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 from torch.nn import functional as F
+from causalrl.core.checks import check_int
 
 __all__ = ["RLIF", "RLIFPolicy", "LayerNormCritic"]
 
@@ -72,7 +73,7 @@ class LayerNormCritic(ContinuousCritic):
 
 class RLIFPolicy(SACPolicy):
     """SAC's policy with an RLPD critic: ``n_critics`` (default 10) LayerNorm Q networks and
-    (256, 256, 256) hidden layers by default (rlif.md (b) table)."""
+    (256, 256, 256) hidden layers by default (docs/rlif.md (b) table)."""
 
     def __init__(self, *args, critic_layer_norm: bool = True, **kwargs):
         self.critic_layer_norm = critic_layer_norm
@@ -91,8 +92,8 @@ class RLIFPolicy(SACPolicy):
 
 
 class RLIF(SAC):
-    """RLIF on RLPD-style SAC (module docstring; rlif.md (b)). Needs an env wrapped by
-    ``envs.intervention.InterventionWrapper`` (or a registered intervention world); one env.
+    """RLIF on RLPD-style SAC (module docstring; docs/rlif.md (b)). Needs an env wrapped by
+    ``causalrl.envs.intervention.InterventionWrapper`` (or a registered intervention world); one env.
 
     SB3 ``SAC`` arguments with RLIF's defaults:
 
@@ -118,9 +119,9 @@ class RLIF(SAC):
         Default 2.
     :param backup_entropy: subtract alpha log pi(a'|s') in the target. Default False (RLPD).
     :param demonstrations: optional initial data put in the buffer before learning, rewards
-        zeroed (rlif.md (b) "Data"): a dict (or ``.npz`` path) with ``observations``,
+        zeroed (docs/rlif.md (b) "Data"): a dict (or ``.npz`` path) with ``observations``,
         ``actions`` (in the env's action units), ``next_observations`` and optional
-        ``terminated`` / ``truncated`` (e.g. ``envs.experts.collect_demonstrations``); any
+        ``terminated`` / ``truncated`` (e.g. ``causalrl.envs.experts.collect_demonstrations``); any
         ``rewards`` are ignored. Actions are clipped to +-0.999 of the scaled range. Not saved
         with the model. Default None.
     :param reproduce_reference_quirks: store only the last transition of each expert block and
@@ -158,8 +159,7 @@ class RLIF(SAC):
         _init_setup_model: bool = True,
     ):
         for name, value in [("utd_ratio", utd_ratio), ("n_critics", n_critics), ("n_target_critics", n_target_critics)]:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+            check_int(value, name)
         if n_target_critics > n_critics:
             raise ValueError(f"n_target_critics: at most n_critics ({n_critics}), got {n_target_critics}")
         self.utd_ratio = int(utd_ratio)
@@ -200,7 +200,7 @@ class RLIF(SAC):
         return super()._excluded_save_params() + ["demonstrations", "_pending_transition"]
 
     def add_demonstrations(self, demonstrations: dict | str) -> int:
-        """Put demonstration transitions into the replay buffer with reward 0 (rlif.md (b)
+        """Put demonstration transitions into the replay buffer with reward 0 (docs/rlif.md (b)
         "Data"; (g) 4: rewards are never read). Returns the number added."""
         if isinstance(demonstrations, str):
             demonstrations = dict(np.load(demonstrations))
@@ -232,7 +232,7 @@ class RLIF(SAC):
         reward) is never read."""
         info = infos[0]
         executed = info.get("executed_action")
-        if executed is not None:  # rlif.md (b) 3: expert steps store the executed action
+        if executed is not None:  # docs/rlif.md (b) 3: expert steps store the executed action
             buffer_action = np.clip(self.policy.scale_action(np.asarray(executed, dtype=np.float32)), -1.0, 1.0)
         next_observation = deepcopy(new_obs)
         if dones[0] and info.get("terminal_observation") is not None:
@@ -247,7 +247,7 @@ class RLIF(SAC):
         }
         pending = self._pending_transition
         if pending is not None:
-            # rlif.md (a): -1 on the learner transition right before a takeover, 0 otherwise
+            # docs/rlif.md (a): -1 on the learner transition right before a takeover, 0 otherwise
             takeover = bool(info.get("intervention_started", False)) and not pending["intervened"]
             drop = self.reproduce_reference_quirks and pending["intervened"] and transition["intervened"]
             if not drop:
@@ -261,7 +261,7 @@ class RLIF(SAC):
         self._last_obs = new_obs
         self._last_original_obs = new_obs
 
-    # --- updates (rlif.md (b) "Critic update", "Actor and temperature updates") ----------------
+    # --- updates (docs/rlif.md (b) "Critic update", "Actor and temperature updates") ----------------
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
         optimizers = [self.actor.optimizer, self.critic.optimizer]

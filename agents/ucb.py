@@ -1,11 +1,11 @@
-"""Vanilla UCB over all 2^N interventions as independent arms (csl-ucb.md (d) item 1)."""
+"""Vanilla UCB over all 2^N interventions as independent arms (docs/csl-ucb.md (d) item 1)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from agents.base import BanditAgent
-from causalrl.scm import action_to_index, all_interventions
+from causalrl.agents.base import BanditAgent
+from causalrl.core.scm import action_to_index, all_interventions
 
 __all__ = ["UCB"]
 
@@ -18,7 +18,7 @@ class UCB(BanditAgent):
     ``window`` pulls of arm a (the sliding-window variant for piecewise-stationary worlds; the
     reference uses 10), while ``n_a`` stays the arm's total pull count.
 
-    Args (beyond :class:`~agents.base.BanditAgent`):
+    Args (beyond :class:`~causalrl.agents.base.BanditAgent`):
         exploration: coefficient of the bonus (default 1.0, as in the paper's code).
         window: per-arm sliding window of pulls for the mean, or None for all pulls.
     """

@@ -27,8 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-import envs  # noqa: E402,F401  (registers the worlds)
-from causalrl.scm import all_interventions  # noqa: E402
+import causalrl.envs  # noqa: E402,F401  (registers the worlds)
+from causalrl.core.scm import all_interventions  # noqa: E402
 
 OUTPUT = Path("runs/benchmarks/bandit_env")
 

@@ -1,4 +1,4 @@
-"""Wall time per env step of CIP against SB3's SAC, measured in the same run (issue 4, acceptance 3).
+"""Wall time per env step of CIP against SB3's SAC, measured in the same run.
 
 The agents are trained in alternating chunks (SAC, CIP, CIP with policy_delay=1, SAC, ...) in
 one process on one thread, so a noisy, shared machine slows them alike; each agent's time per
@@ -14,7 +14,7 @@ cip-factored preset uses 64 64); CIP's inverse model keeps its own default (256,
 
 Writes runs/benchmarks/cip_speed/results.json and table.md (results_64x64.json ... for other
 widths) and prints the table. Variants:
-``cip`` is CIP with its defaults (actor, temperature and inverse model every 2nd update, cip.md
+``cip`` is CIP with its defaults (actor, temperature and inverse model every 2nd update, docs/cip.md
 b.4); ``cip-delay1`` updates them on every step as SB3's SAC does its actor.
 """
 
@@ -30,8 +30,8 @@ import gymnasium as gym
 import torch as th
 from stable_baselines3 import SAC
 
-import envs  # noqa: F401  (registers the worlds)
-from agents import CIP
+import causalrl.envs  # noqa: F401  (registers the worlds)
+from causalrl.agents import CIP
 
 OUTPUT = Path("runs/benchmarks/cip_speed")
 ENV_KWARGS = {"causalrl/FactoredLQR-v0": dict(n_distractor_states=20, n_irrelevant_actions=4)}

@@ -2,7 +2,7 @@
 
 Protocol (preset ``csl-ucb-nonstationary``; the paper's schedule is not published): N=10,
 T=5000, changes after rounds 1500 and 3000, two columns redrawn per change so that every
-previously optimal intervention stops being optimal (csl-ucb.md (e)). Algorithms: CSL-UCB with
+previously optimal intervention stops being optimal (docs/csl-ucb.md (e)). Algorithms: CSL-UCB with
 per-column detection, without detection, with the whole-graph detector that restarts everything,
 and sliding-window UCB (window 10).
 
@@ -44,7 +44,7 @@ DETECT_AFTER = 200  # CSL-UCB's T_static: detection runs only after this round
 
 def changed_columns(instance_seed: int, n_nodes: int, horizon: int, env_kwargs: dict) -> list[set]:
     """For each change point, the (mechanism, node) columns that the change redrew."""
-    from envs.bandits import PiecewiseSEMBandit
+    from causalrl.envs.bandits import PiecewiseSEMBandit
 
     env = PiecewiseSEMBandit(n_nodes=n_nodes, instance_seed=instance_seed, horizon=horizon, **env_kwargs)
     changes = []

@@ -1,13 +1,13 @@
 """CSL-UCB paper protocol: regret, optimal-intervention rate, reward gain and speed.
 
-Stationary protocol of csl-ucb.md (e): N=10, nu=1, sigma=1, T=1500, paper generator, one
+Stationary protocol of docs/csl-ucb.md (e): N=10, nu=1, sigma=1, T=1500, paper generator, one
 instance per ``instance_seed`` in 0..instances-1; every algorithm plays every instance with
 agent seed 0. For each algorithm the benchmark reports, over instances:
   * mean cumulative regret at T (realised, as the paper's code, and pseudo-regret), the 95%
     bootstrap CI of the mean, the 2.5% / 97.5% quantiles (the paper's bands) and the median;
   * the optimal-intervention rate per 100-round window (last window in the table);
   * CSL-UCB's reward gain over it, (sum reward_CSL - sum reward_base) / |sum reward_base|, averaged
-    over instances (csl-ucb.md (g) item 9's working definition);
+    over instances (docs/csl-ucb.md (g) item 9's working definition);
   * seconds per instance (agent.learn only; median).
 
     python benchmarks/csl_ucb_paper.py [--instances 100] [--workers 2] [--nodes 10]
@@ -39,8 +39,9 @@ def play(algorithm: str, instance_seed: int, n_nodes: int, horizon: int,
     for agents that detect changes, its detections."""
     import gymnasium as gym
 
-    from causalrl.callbacks import MetricsCallback
-    from causalrl.registry import AGENTS, load_plugins
+    from causalrl.experiment.callbacks import MetricsCallback
+    from causalrl.core.registry import AGENTS
+from causalrl.experiment.plugins import load_plugins
 
     load_plugins()
     env = gym.make(env_id, n_nodes=n_nodes, instance_seed=instance_seed, horizon=horizon, **(env_kwargs or {}))

@@ -1,5 +1,5 @@
-"""RLIF vs DAgger vs HG-DAgger on FactoredLQR with LQR experts at three levels (issue 5,
-acceptance 1-2; rlif.md). Sized for a long run: the defaults (the preset's 10k env steps x 5
+"""RLIF vs DAgger vs HG-DAgger on FactoredLQR with LQR experts at three levels (
+docs/rlif.md). Sized for a long run: the defaults (the preset's 10k env steps x 5
 seeds x 3 levels x 3 learners) take about two hours on one CPU core; smoke-run with
 ``--steps 600 --seeds 1``.
 
@@ -10,7 +10,7 @@ no expert) every ``--eval-interval`` env steps on the plain FactoredLQR instance
 the intervention rate of each interval. Runs are sequential (one training process at a time).
 
 Reported per level and learner: the IQM over seeds of the final normalised score (0 = uniform
-random actions, 1 = the Riccati optimum) with a 95% bootstrap CI (``causalrl.stats``), the
+random actions, 1 = the Riccati optimum) with a 95% bootstrap CI (``causalrl.core.stats``), the
 expert's own measured score, and the intervention rate in the first and last interval.
 The acceptance checks are printed: for the two weaker levels RLIF's final IQM >= both baselines';
 for the weakest, RLIF's final IQM > the expert's score; the intervention rate falls.
@@ -36,9 +36,10 @@ import torch as th
 import yaml
 from stable_baselines3.common.logger import configure
 
-from causalrl.evaluation import make_evaluator
-from causalrl.registry import AGENTS, load_plugins
-from causalrl.stats import iqm, stratified_bootstrap_ci
+from causalrl.experiment.evaluation import make_evaluator
+from causalrl.core.registry import AGENTS
+from causalrl.experiment.plugins import load_plugins
+from causalrl.core.stats import iqm, stratified_bootstrap_ci
 
 
 def preset() -> dict:
@@ -92,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)
     load_plugins()
-    from envs.experts import evaluate_expert
+    from causalrl.envs.experts import evaluate_expert
 
     agents = {entry["name"]: entry for entry in base["agents"]}
     out = Path(args.output_dir) / "rlif_factored"

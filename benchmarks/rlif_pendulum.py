@@ -1,21 +1,21 @@
-"""RLIF vs DAgger vs HG-DAgger on Pendulum-v1 with trained SB3 experts (issue 5, acceptance 4;
-rlif.md). Smoke-run with ``--expert-steps 2000 --acting-steps 600 2000 --steps 600 --seeds 1``.
+"""RLIF vs DAgger vs HG-DAgger on Pendulum-v1 with trained SB3 experts (
+docs/rlif.md). Smoke-run with ``--expert-steps 2000 --acting-steps 600 2000 --steps 600 --seeds 1``.
 
 1. The reference expert (pi_ref, the judge): SAC trained through the runner with the
    ``expert-pendulum`` preset for ``--expert-steps`` (run directory under
    ``--output-dir``/rlif-pendulum-expert/), unless ``--expert`` gives a saved SAC model.
 2. The acting experts (pi_exp), one per level: the same preset stopped after each
    ``--acting-steps`` N (an early checkpoint of the same recipe, with the systematic errors of an
-   unfinished policy, rlif.md (g) 9); N equal to ``--expert-steps`` is the reference itself.
+   unfinished policy, docs/rlif.md (g) 9); N equal to ``--expert-steps`` is the reference itself.
    ``--noise`` adds Gaussian action noise to every acting expert (default none).
    ``--demonstrations N`` gives every learner N steps of the noise-free reference's rollouts
-   first (the paper's protocol, rlif.md (b) "Data"): RLIF keeps them in its buffer with reward 0
+   first (the paper's protocol, docs/rlif.md (b) "Data"): RLIF keeps them in its buffer with reward 0
    and starts learning at once; DAgger and HG-DAgger add them to their aggregate and take
    ``--pretrain-steps`` BC steps on them before the first round.
 3. ``InterventionWrapper(Pendulum-v1, PolicyExpert(acting, reference=pi_ref))``: the acting
    expert takes over, the reference's critic judges (value-based takeover, additive delta, beta,
    k, hand-back step). Each learner trains ``--steps`` env steps per seed and is evaluated alone
-   (deterministic, no expert, ``--eval-episodes`` episodes: causalrl.evaluation.make_evaluator)
+   (deterministic, no expert, ``--eval-episodes`` episodes: causalrl.experiment.evaluation.make_evaluator)
    every ``--eval-interval`` steps. Score: (return - random) / (reference - random), from
    Monte-Carlo returns of uniform random actions and of the noise-free reference.
 
@@ -50,9 +50,10 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
-from causalrl.evaluation import make_evaluator
-from causalrl.registry import AGENTS, load_plugins
-from causalrl.stats import stratified_bootstrap_ci
+from causalrl.experiment.evaluation import make_evaluator
+from causalrl.core.registry import AGENTS
+from causalrl.experiment.plugins import load_plugins
+from causalrl.core.stats import stratified_bootstrap_ci
 
 AGENT_KWARGS = {
     # initial temperature 0.05 as in the rlif-factored preset (the spec's 1.0 keeps the policy near
@@ -65,7 +66,7 @@ AGENT_KWARGS = {
 
 
 def mean_return(policy, episodes: int, seed: int) -> float:
-    from envs.experts import evaluate_expert
+    from causalrl.envs.experts import evaluate_expert
 
     env = gym.make("Pendulum-v1")
     return evaluate_expert(env, policy, n_episodes=episodes, seed=seed)["return_mean"]
@@ -73,8 +74,8 @@ def mean_return(policy, episodes: int, seed: int) -> float:
 
 def train_expert(steps: int, output_dir: str, name: str) -> Path:
     """SAC through the runner with the expert-pendulum preset, stopped after ``steps``."""
-    from causalrl.config import load_experiment
-    from causalrl.runner import run
+    from causalrl.experiment.config import load_experiment
+    from causalrl.experiment.runner import run
 
     config = load_experiment("expert-pendulum", [f"total_steps={steps}", "progress_bar=false", f"experiment={name}",
                                                  f"output_dir={output_dir}"])[0]
@@ -85,8 +86,8 @@ def run_job(job: dict) -> dict:
     """One learner x level x seed: train in chunks, evaluate alone after each chunk."""
     th.set_num_threads(1)
     load_plugins()
-    from envs.experts import PolicyExpert
-    from envs.intervention import InterventionWrapper
+    from causalrl.envs.experts import PolicyExpert
+    from causalrl.envs.intervention import InterventionWrapper
 
     args = job["args"]
     reference = SAC.load(job["reference"], device="cpu")
@@ -100,7 +101,7 @@ def run_job(job: dict) -> dict:
     if "round_steps" in kwargs:
         kwargs["round_steps"] = min(kwargs["round_steps"], args["eval_interval"])
     if args["demonstrations"]:
-        from envs.experts import collect_demonstrations
+        from causalrl.envs.experts import collect_demonstrations
 
         kwargs["demonstrations"] = collect_demonstrations(gym.make("Pendulum-v1"), PolicyExpert(reference),
                                                           args["demonstrations"], seed=10_000 + job["seed"])
@@ -148,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)
     load_plugins()
-    from envs.experts import PolicyExpert
+    from causalrl.envs.experts import PolicyExpert
 
     out = Path(args.output_dir) / "rlif_pendulum"
     out.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,11 @@
-"""Structure-learning sample complexity: CSL's asymmetric learner vs DAGMA (csl-ucb.md (e), (g) 9).
+"""Structure-learning sample complexity: CSL's asymmetric learner vs DAGMA (docs/csl-ucb.md (e), (g) 9).
 
-For each paper instance (N = 10, nu = 1, sigma = 1, csl-ucb.md (e)) we draw observational samples
+For each paper instance (N = 10, nu = 1, sigma = 1, docs/csl-ucb.md (e)) we draw observational samples
 with ``LinearSEM.sample`` and learn the observational graph B from the first n of them, for every
 n in ``--samples``, with both learners:
 
 - CSL (``agents.csl_ucb.learn_mechanism_structure``): start from the complete graph and remove
-  only the edges it must to get a DAG (csl-ucb.md (b), Algorithm A); known nu, k = 5, w = 1.
+  only the edges it must to get a DAG (docs/csl-ucb.md (b), Algorithm A); known nu, k = 5, w = 1.
 - DAGMA (``agents.explore_commit.dagma_structure``): l2 loss, lambda1 = 0.03, threshold 0.3,
   smallest edges removed until acyclic (the GOLEM-MAB/DAGMA baseline's learner).
 
@@ -19,10 +19,10 @@ OLS residual of a node is independent of every regressor, so CSL's mutual-inform
 carries no orientation signal and only its -log|b| term acts; mixed interventions make the data
 non-Gaussian and the score informative.
 
-It reports FNR and SHD (``causalrl.metrics.structure_metrics``) as mean +- 95% CI over instances,
+It reports FNR and SHD (``causalrl.core.metrics.structure_metrics``) as mean +- 95% CI over instances,
 the mean fit time, and "samples to reach FNR <= threshold" for each method. The paper's "67% fewer
 samples to learn the causal structure" claim is most likely this comparison; its exact protocol
-is unpublished, so the definition below is a working assumption (csl-ucb.md (g) item 9):
+is unpublished, so the definition below is a working assumption (docs/csl-ucb.md (g) item 9):
 
     samples to reach FNR <= t = the smallest n in the grid at which the mean FNR over instances is
     <= t and stays <= t at every larger n of the grid ("not reached" otherwise).
@@ -45,8 +45,8 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
-from causalrl.metrics import structure_metrics
-from envs.bandits import make_instance
+from causalrl.core.metrics import structure_metrics
+from causalrl.envs.bandits import make_instance
 
 METHODS = ("csl", "dagma")
 LABELS = {"csl": "CSL (asymmetric)", "dagma": "DAGMA"}
@@ -93,13 +93,13 @@ def _learner(method: str, args: argparse.Namespace):
     """The method as a function (observational (n, N), column_samples: N arrays (n, N)) ->
     boolean (N, N) adjacency of the observational graph."""
     if method == "csl":
-        from agents.csl_ucb import learn_mechanism_structure
+        from causalrl.agents.csl_ucb import learn_mechanism_structure
 
         def learn(observational, column_samples):
             return np.asarray(learn_mechanism_structure(
                 column_samples, args.noise_mean, k=args.k, penalty_weight=args.penalty_weight)) != 0
         return learn
-    from agents.explore_commit import dagma_structure
+    from causalrl.agents.explore_commit import dagma_structure
 
     def learn(observational, column_samples):
         return dagma_structure(observational, args.lambda1, args.w_threshold, seed=args.seed) != 0
@@ -108,7 +108,7 @@ def _learner(method: str, args: argparse.Namespace):
 
 def _random_exploration_columns(sem, n_samples: int, rng: np.random.Generator) -> list[np.ndarray]:
     """For each node i, the first ``n_samples`` rounds with a_i = 0 of a stream of uniformly
-    random interventions (CSL-UCB's forced exploration, csl-ucb.md (b) step 2)."""
+    random interventions (CSL-UCB's forced exploration, docs/csl-ucb.md (b) step 2)."""
     n_nodes = sem.n_nodes
     actions = np.zeros((0, n_nodes))
     while actions.shape[0] == 0 or (actions == 0).sum(axis=0).min() < n_samples:

@@ -1,8 +1,13 @@
 """causalrl: causal reinforcement learning and causal bandits.
 
-The kernel (this package) holds graphs, SEMs, statistics, metrics, configs, registries and the
-runner; worlds live in the ``envs`` package and learners in ``agents``, both of which register
-themselves when imported.
+One import namespace, in layers (imports point down only; docs/architecture.md):
+
+- ``causalrl.core``: the numpy kernel (graphs, linear SEMs, statistics, mutual information,
+  structure types and metrics, shared protocols, registries);
+- ``causalrl.envs`` and ``causalrl.agents``: worlds with known causal structure and the
+  learners; they use the kernel and never each other;
+- ``causalrl.experiment``: configs, the runner, sweeps, tuning, reports and plots;
+- ``causalrl.cli``: the ``causalrl`` command.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,4 +1,4 @@
-"""``causalrl`` command line: run | list | sweep | tune | report.
+"""``causalrl`` command line: run | list | sweep | tune | report (docs/cli.md).
 
 Errors in what the user gave (config, overrides, graphs, files) print one line
 ``causalrl: error: ...`` and exit with status 2; a run stopped by a NaN/inf prints one line and
@@ -31,9 +31,9 @@ def _summary_line(result) -> str:
 
 
 def _command_run(args) -> int:
-    from causalrl.config import load_experiment
-    from causalrl.plots import plot_bandit_runs
-    from causalrl.runner import resume, run
+    from causalrl.experiment.config import load_experiment
+    from causalrl.experiment.plots import plot_bandit_runs
+    from causalrl.experiment.runner import resume, run
 
     if args.resume is not None:
         if args.config is not None or args.overrides:
@@ -62,32 +62,29 @@ def _command_run(args) -> int:
 
 
 def _command_list(args) -> int:
-    from causalrl.config import preset_names, _read_source
-    from causalrl.registry import AGENTS, load_plugins, registered_env_ids
-
-    load_plugins()
     import gymnasium as gym
 
+    from causalrl.core.registry import AGENTS, first_line
+    from causalrl.experiment.config import _read_source, preset_names
+    from causalrl.experiment.plugins import import_object, load_plugins, registered_env_ids
+
+    load_plugins()
     print("envs:")
     for env_id in registered_env_ids():
         entry = gym.spec(env_id).entry_point
-        doc = ""
-        if isinstance(entry, str):
-            module, _, name = entry.partition(":")
-            doc = (getattr(__import__(module, fromlist=[name]), name).__doc__ or "").strip().splitlines()[0]
-        print(f"  {env_id:<36} {doc}")
+        entry = import_object(entry, env_id) if isinstance(entry, str) else entry
+        print(f"  {env_id:<36} {first_line(entry.__doc__)}")
     print("agents:")
     for name in AGENTS.names():
         print(f"  {name:<36} {AGENTS.summary(name)}")
     print("presets:")
     for name in preset_names():
-        description = " ".join(str(_read_source(name)[0].get("description", "")).split())
-        print(f"  {name:<36} {description[:100]}")
+        print(f"  {name:<36} {first_line(str(_read_source(name)[0].get('description', '')))}")
     return 0
 
 
 def _command_sweep(args) -> int:
-    from causalrl.sweep import load_sweep, run_sweep
+    from causalrl.experiment.sweep import load_sweep, run_sweep
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers: must be >= 1, got {args.workers}")
@@ -104,7 +101,7 @@ def _command_sweep(args) -> int:
 
 
 def _command_tune(args) -> int:
-    from causalrl.tune import load_tune, run_tune
+    from causalrl.experiment.tune import load_tune, run_tune
 
     spec = load_tune(args.file, output_dir=args.output_dir)
     outcome = run_tune(spec, n_trials=args.n_trials, storage=args.storage, study_name=args.study_name,
@@ -114,7 +111,7 @@ def _command_tune(args) -> int:
 
 
 def _command_report(args) -> int:
-    from causalrl.report import write_report
+    from causalrl.experiment.report import write_report
 
     report = write_report(args.dirs, out=args.out, reps=args.reps)
     print(report.text)
@@ -123,7 +120,10 @@ def _command_report(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from causalrl import __version__
+
     parser = argparse.ArgumentParser(prog="causalrl", description="Causal RL and causal bandits: run experiments.")
+    parser.add_argument("--version", action="version", version=f"causalrl {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors (anywhere on the line)")
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run a preset or YAML file (no argument: the default experiment)")
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print("causalrl: interrupted", file=sys.stderr)
         return 130
     except ArithmeticError as error:
-        from causalrl.callbacks import NonFiniteError  # a run that diverged: the guard's one line, exit 1
+        from causalrl.experiment.checkpoints import NonFiniteError  # a run that diverged: the guard's one line, exit 1
 
         if debug or not isinstance(error, NonFiniteError):
             raise

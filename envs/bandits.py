@@ -1,4 +1,4 @@
-"""Linear-SEM causal bandits, stationary and piecewise stationary (csl-ucb.md (a), (e)).
+"""Linear-SEM causal bandits, stationary and piecewise stationary (docs/csl-ucb.md (a), (e)).
 
 Each round the learner picks which nodes to softly intervene on (``MultiBinary(N)``), observes
 the whole sampled vector X, and is paid the reward node's value. The instance (graph and
@@ -20,20 +20,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from causalrl.graph import chain_dag, hierarchical_dag, paired_mechanism_weights, topological_order
-from causalrl.scm import LinearSEM, action_to_index
+from causalrl.core.graph import chain_dag, hierarchical_dag, paired_mechanism_weights, topological_order
+from causalrl.core.checks import check_int
+from causalrl.core.metrics import OPTIMAL_TOLERANCE
+from causalrl.core.scm import LinearSEM, action_to_index
 
 __all__ = ["LinearSEMBandit", "PiecewiseSEMBandit", "make_instance"]
 
 GENERATORS = ("paper", "hierarchical", "chain")
-#: arms whose expected reward is within this of the best count as optimal (csl-ucb.md (a))
-OPTIMAL_TOLERANCE = 0.01
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def make_instance(
@@ -107,8 +101,8 @@ class LinearSEMBandit(gym.Env):
         interventional_weights=None,
     ):
         if observational_weights is None:
-            n_nodes = _positive_int(n_nodes, "n_nodes")
-        self.horizon = _positive_int(horizon, "horizon")
+            n_nodes = check_int(n_nodes, "n_nodes")
+        self.horizon = check_int(horizon, "horizon")
         self.instance_seed = instance_seed
         self._instance_kwargs = dict(
             generator=generator, edge_prob=edge_prob, weight_low=weight_low, weight_high=weight_high,
@@ -166,7 +160,7 @@ class LinearSEMBandit(gym.Env):
 
 
 class PiecewiseSEMBandit(LinearSEMBandit):
-    """Piecewise-stationary linear-SEM bandit (csl-ucb.md (a), (e)).
+    """Piecewise-stationary linear-SEM bandit (docs/csl-ucb.md (a), (e)).
 
     At each round in ``change_points`` a change redraws ``columns_per_change`` node columns
     (sampled with replacement among nodes whose intervention state is the same in every optimal
@@ -188,7 +182,7 @@ class PiecewiseSEMBandit(LinearSEMBandit):
                 f"change_points: must be strictly increasing rounds in (0, horizon={self.horizon}), got {points}"
             )
         self.change_points = points
-        self.columns_per_change = _positive_int(columns_per_change, "columns_per_change")
+        self.columns_per_change = check_int(columns_per_change, "columns_per_change")
         rng = np.random.default_rng([self.instance_seed, 1])
         self.segments = [self._sem]
         for _ in points:

@@ -1,7 +1,7 @@
-"""Experts for the intervention worlds (rlif.md (a), (c)): they act when they take over and
-judge the learner's actions with a Q function. Both satisfy :class:`causalrl.protocols.Expert`.
+"""Experts for the intervention worlds (docs/rlif.md (a), (c)): they act when they take over and
+judge the learner's actions with a Q function. Both satisfy :class:`causalrl.core.protocols.Expert`.
 
-``LQRExpert(env, level=...)`` for :class:`envs.factored.FactoredLQR`. Two roles (rlif.md (a)):
+``LQRExpert(env, level=...)`` for :class:`causalrl.envs.factored.FactoredLQR`. Two roles (docs/rlif.md (a)):
 
 - judging (pi_ref, Q^{pi_ref}): the *optimal* stationary policy of the discounted problem and
   its exact Q function, from the discounted Riccati equation of the relevant block
@@ -32,15 +32,15 @@ each score is about 0.01):
 
 The weak expert is bad on average (its mean action is wrong too), so imitating it caps a
 learner well below 1, while its judge (Q of the optimal policy) still tells good from bad
-actions: the setting in which RLIF should beat DAgger and HG-DAgger (rlif.md (a)).
+actions: the setting in which RLIF should beat DAgger and HG-DAgger (docs/rlif.md (a)).
 
 ``PolicyExpert(model, noise=..., reference=None)`` wraps trained SB3 off-policy models (SAC,
 TD3, RLIF): it acts with ``model``'s deterministic action plus Gaussian noise of std ``noise``
 (in the [-1, 1]-scaled action units, clipped), and judges with ``reference``'s actor and
 critic (``model``'s own when None): min over the Q heads for SAC/TD3-type critics, mean for
-ensembles (``aggregate``), as rlif.md (b) "How Q_ref is computed". A separate reference is the
-paper's two-role expert (rlif.md (a)): e.g. an early checkpoint of a training run acts (a weak
-expert with systematic errors, rlif.md (g) 9) while the finished run judges.
+ensembles (``aggregate``), as docs/rlif.md (b) "How Q_ref is computed". A separate reference is the
+paper's two-role expert (docs/rlif.md (a)): e.g. an early checkpoint of a training run acts (a weak
+expert with systematic errors, docs/rlif.md (g) 9) while the finished run judges.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import gymnasium as gym
 import numpy as np
 from scipy.linalg import solve_discrete_are
 
-from causalrl.evaluation import episode_returns
+from causalrl.core.rollout import episode_returns
 
 __all__ = ["LQRExpert", "PolicyExpert", "LQR_EXPERT_LEVELS", "LQR_EXPERT_SCORES", "evaluate_expert",
            "collect_demonstrations"]
@@ -68,7 +68,7 @@ LQR_EXPERT_SCORES = {"weak": 0.304, "medium": 0.606, "strong": 0.903, "optimal":
 
 
 class LQRExpert:
-    """Analytic expert for :class:`envs.factored.FactoredLQR` (see the module docstring).
+    """Analytic expert for :class:`causalrl.envs.factored.FactoredLQR` (see the module docstring).
 
     Args:
         env: a FactoredLQR, or any env/wrapper whose ``unwrapped`` is one.
@@ -76,7 +76,7 @@ class LQRExpert:
             None to pass them directly. Default None.
         gain_scale: multiplies the optimal gain in the acting policy. Default 1.0.
         action_noise: std of the Gaussian noise added to the acting policy's action. Default 0.
-        discount: g of the judging Q function. Default 0.99 (rlif.md (b) table).
+        discount: g of the judging Q function. Default 0.99 (docs/rlif.md (b) table).
         seed: seed of the acting noise (``seed()`` reseeds it). Default None.
     """
 
@@ -239,7 +239,7 @@ def evaluate_expert(env: gym.Env, policy, n_episodes: int = 100, seed: int = 0) 
 def collect_demonstrations(env: gym.Env, expert, n_steps: int, seed: int = 0) -> dict:
     """Roll out ``expert.act`` for ``n_steps`` steps; returns arrays ``observations``,
     ``actions``, ``next_observations``, ``terminated``, ``truncated`` (no rewards: demonstrations
-    for RLIF carry none, rlif.md (g) 4)."""
+    for RLIF carry none, docs/rlif.md (g) 4)."""
     if hasattr(expert, "seed") and callable(expert.seed):
         expert.seed(seed)
     rows = {key: [] for key in ("observations", "actions", "next_observations", "terminated", "truncated")}

@@ -1,4 +1,4 @@
-"""Factored MDPs with exactly known reward and transition structure (cip.md (a)).
+"""Factored MDPs with exactly known reward and transition structure (docs/cip.md (a)).
 
 ``FactoredLQR`` (``causalrl/FactoredLQR-v0``): a linear-Gaussian system in two independent
 blocks,
@@ -46,7 +46,8 @@ import numpy as np
 from gymnasium import spaces
 from scipy.linalg import solve_discrete_are
 
-from causalrl.structure import FactoredStructure
+from causalrl.core.checks import check_int
+from causalrl.core.structure import FactoredStructure
 
 __all__ = ["FactoredLQR", "FactoredNonlinear", "MONTE_CARLO_EPISODES"]
 
@@ -58,13 +59,6 @@ DISTRACTOR_DIAGONAL = (0.5, 0.9)
 RELEVANT_COUPLING = (0.2, 0.5)
 DISTRACTOR_COUPLING = (0.1, 0.3)
 CONTROL_GAIN = (0.5, 1.0)
-
-
-def _count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else "an integer >= 0"
-        raise ValueError(f"{name}: must be {kind}, got {value!r}")
-    return int(value)
 
 
 def _non_negative(value, name: str, positive: bool = False) -> float:
@@ -143,11 +137,11 @@ class FactoredLQR(gym.Env):
     ):
         if render_mode is not None:
             raise ValueError(f"render_mode: {type(self).__name__} has no rendering; leave it None")
-        self.n_relevant_states = _count(n_relevant_states, "n_relevant_states", 1)
-        self.n_distractor_states = _count(n_distractor_states, "n_distractor_states", 0)
-        self.n_relevant_actions = _count(n_relevant_actions, "n_relevant_actions", 1)
-        self.n_irrelevant_actions = _count(n_irrelevant_actions, "n_irrelevant_actions", 0)
-        self.horizon = _count(horizon, "horizon", 1)
+        self.n_relevant_states = check_int(n_relevant_states, "n_relevant_states", minimum=1)
+        self.n_distractor_states = check_int(n_distractor_states, "n_distractor_states", minimum=0)
+        self.n_relevant_actions = check_int(n_relevant_actions, "n_relevant_actions", minimum=1)
+        self.n_irrelevant_actions = check_int(n_irrelevant_actions, "n_irrelevant_actions", minimum=0)
+        self.horizon = check_int(horizon, "horizon", minimum=1)
         self.noise_std = _non_negative(noise_std, "noise_std")
         self.initial_state_std = _non_negative(initial_state_std, "initial_state_std")
         self.state_cost = _non_negative(state_cost, "state_cost")
@@ -155,7 +149,7 @@ class FactoredLQR(gym.Env):
         self.edge_prob = _non_negative(edge_prob, "edge_prob")
         if self.edge_prob > 1:
             raise ValueError(f"edge_prob: must lie in [0, 1], got {edge_prob!r}")
-        self.instance_seed = _count(instance_seed, "instance_seed", 0)
+        self.instance_seed = check_int(instance_seed, "instance_seed", minimum=0)
 
         r, d = self.n_relevant_states, self.n_distractor_states
         ra, ia = self.n_relevant_actions, self.n_irrelevant_actions

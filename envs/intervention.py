@@ -1,33 +1,33 @@
-"""Simulated expert interventions (rlif.md (a), (c)): ``InterventionWrapper`` lets an
-:class:`causalrl.protocols.Expert` watch the learner and take over.
+"""Simulated expert interventions (docs/rlif.md (a), (c)): ``InterventionWrapper`` lets an
+:class:`causalrl.core.protocols.Expert` watch the learner and take over.
 
 Each ``step(action)`` receives the *learner's* proposed action a_pi for the current
 observation s. While the learner is in control the wrapper decides whether the expert takes over:
 
-- ``strategy="value"`` (rlif.md (c) value-based): the action is *bad* when
+- ``strategy="value"`` (docs/rlif.md (c) value-based): the action is *bad* when
       additive form (``threshold_form="additive"``, default):  Q(s, a_pi) < Q(s, a_ref) - delta
       relative form (``"relative"``):   Q(s, a_pi) < Q(s, a_ref) - (1 - alpha) |Q(s, a_ref)|
       reference form (``"relative-raw"``): Q(s, a_pi) < alpha Q(s, a_ref)  (the code's test;
-          it flips meaning when Q < 0, rlif.md (g) 5, so it is not the default)
+          it flips meaning when Q < 0, docs/rlif.md (g) 5, so it is not the default)
   with Q the expert's ``q_value`` and a_ref the expert's ``reference_action`` (pi_ref; or its
   acting action with ``reference="expert"``, the code's 'ref' strategies). The expert then takes
   over with probability beta if the action is bad and 1 - beta otherwise, and keeps control for
   ``takeover_steps`` (k) steps.
-- ``strategy="random"`` (rlif.md (c) random): take over with probability ``rate`` at each step
+- ``strategy="random"`` (docs/rlif.md (c) random): take over with probability ``rate`` at each step
   the learner controls, for ``takeover_steps`` steps (k = 1 as in the code's random script:
   an independent draw every step).
-- ``strategy="distance"`` (rlif.md (d), the reference HG-DAgger gate): bad when the L1 distance
+- ``strategy="distance"`` (docs/rlif.md (d), the reference HG-DAgger gate): bad when the L1 distance
   between a_pi and the expert's action is at least ``distance_threshold``; take over with
   probability 1 - epsilon if bad, epsilon otherwise, epsilon = 0.05 exp(-0.1 n_episodes).
 - ``strategy="none"``: the expert never takes over (it only labels, e.g. for DAgger).
 
 After the k expert steps control returns to the learner. With ``hand_back=True`` (default, the
 reference code: its RLIF loop and its HG-DAgger sampler skip the check at the step a block
-ends, rlif.md (b) pseudocode) the learner's first action after a takeover is executed
+ends, docs/rlif.md (b) pseudocode) the learner's first action after a takeover is executed
 unchecked and its next one is checked, so every takeover follows a learner step: a learner
 that stays bad earns RLIF's -1 once per block instead of letting takeovers chain into one long
 expert-driven stretch with no -1. With ``hand_back=False`` the first action is checked at
-once. ``"random"`` draws every step independently either way (rlif.md (g) 7). While the
+once. ``"random"`` draws every step independently either way (docs/rlif.md (g) 7). While the
 expert controls, the executed action is ``expert.act(s)``; the learner's action is ignored.
 Rewards are the wrapped env's (the task reward) and are passed through unchanged: learners
 that must not see them (RLIF) ignore them. Per-step ``info`` (DESIGN.md contract):
@@ -50,8 +50,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from causalrl.protocols import Expert
-from causalrl.structure import FactoredStructure
+from causalrl.core.checks import check_int
+from causalrl.core.protocols import Expert
+from causalrl.core.structure import FactoredStructure
 
 __all__ = ["InterventionWrapper", "FactoredLQRIntervention", "STRATEGIES", "THRESHOLD_FORMS"]
 
@@ -65,11 +66,11 @@ class InterventionWrapper(gym.Wrapper):
 
     Args:
         env: the env to wrap (continuous ``Box`` actions).
-        expert: an :class:`causalrl.protocols.Expert` for this env.
+        expert: an :class:`causalrl.core.protocols.Expert` for this env.
         strategy: ``"value"`` (default), ``"random"``, ``"distance"`` or ``"none"``.
         threshold_form: ``"additive"`` (default), ``"relative"`` or ``"relative-raw"``.
         delta: delta of the additive form (>= 0; smaller is more eager). Default 0.5.
-        alpha: alpha of the relative forms. Default 0.97 (rlif.md (c)).
+        alpha: alpha of the relative forms. Default 0.97 (docs/rlif.md (c)).
         beta: probability of taking over after a bad action (1 - beta after a good one).
             Default 0.95.
         takeover_steps: k, steps the expert keeps control. Default 4 (``"random"``: use 1 for
@@ -102,8 +103,7 @@ class InterventionWrapper(gym.Wrapper):
                 raise ValueError(f"{name}: must lie in [0, 1], got {value!r}")
         if not delta >= 0:
             raise ValueError(f"delta: must be >= 0, got {delta!r}")
-        if isinstance(takeover_steps, bool) or not isinstance(takeover_steps, (int, np.integer)) or takeover_steps < 1:
-            raise ValueError(f"takeover_steps: must be a positive integer, got {takeover_steps!r}")
+        check_int(takeover_steps, "takeover_steps")
         self.expert = expert
         self.strategy = strategy
         self.threshold_form = threshold_form
@@ -148,7 +148,7 @@ class InterventionWrapper(gym.Wrapper):
         bad = self.is_bad_action(observation, action)
         if self.strategy == "value":
             probability = self.beta if bad else 1 - self.beta
-        else:  # distance: decaying epsilon (rlif.md (d) BinarySampler)
+        else:  # distance: decaying epsilon (docs/rlif.md (d) BinarySampler)
             epsilon = 0.05 * np.exp(-0.1 * self.episodes)
             probability = 1 - epsilon if bad else epsilon
         return bool(self._rng.random() < probability)
@@ -202,7 +202,7 @@ class FactoredLQRIntervention(gym.Env):
     scores, and the expert as ``env.unwrapped.expert``).
 
     Args:
-        expert_level: a name of ``envs.experts.LQR_EXPERT_LEVELS``. Default ``"medium"``.
+        expert_level: a name of ``causalrl.envs.experts.LQR_EXPERT_LEVELS``. Default ``"medium"``.
         expert_discount: discount of the expert's judging Q. Default 0.99.
         strategy, threshold_form, delta, alpha, beta, takeover_steps, rate, reference,
             distance_threshold, hand_back: as for :class:`InterventionWrapper` (same defaults).
@@ -216,8 +216,8 @@ class FactoredLQRIntervention(gym.Env):
                  takeover_steps: int = 4, rate: float = 0.5, reference: str = "reference",
                  distance_threshold: float = 1.0, hand_back: bool = True, render_mode: str | None = None,
                  **world_kwargs):
-        from envs.experts import LQRExpert
-        from envs.factored import FactoredLQR
+        from causalrl.envs.experts import LQRExpert
+        from causalrl.envs.factored import FactoredLQR
 
         if render_mode is not None:
             raise ValueError("render_mode: FactoredLQRIntervention has no rendering; leave it None")
@@ -249,8 +249,8 @@ class FactoredLQRIntervention(gym.Env):
 
     def evaluation_env(self) -> gym.Env:
         """A fresh FactoredLQR of the same instance without the expert: the learner alone
-        (``causalrl.evaluation``)."""
-        from envs.factored import FactoredLQR
+        (``causalrl.experiment.evaluation``)."""
+        from causalrl.envs.factored import FactoredLQR
 
         return FactoredLQR(**self._world_kwargs)
 

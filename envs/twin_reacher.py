@@ -31,7 +31,8 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from causalrl.structure import FactoredStructure
+from causalrl.core.checks import check_int
+from causalrl.core.structure import FactoredStructure
 
 __all__ = ["TwinReacher", "TWIN_REACHER_XML"]
 
@@ -107,8 +108,7 @@ class TwinReacher(gym.Env):
         if render_mode is not None:
             raise ValueError("render_mode: TwinReacher runs headless without a renderer; leave it None")
         for name, value in [("horizon", horizon), ("frame_skip", frame_skip)]:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+            check_int(value, name)
         for name, value in [("distance_weight", distance_weight), ("control_weight", control_weight)]:
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}: must be a non-negative number, got {value!r}")

@@ -26,7 +26,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from causalrl.structure import FactoredStructure
+from causalrl.core.checks import check_int
+from causalrl.core.structure import FactoredStructure
 
 __all__ = ["DistractorWrapper", "DistractorVariant", "DISTRACTOR_KINDS"]
 
@@ -51,8 +52,7 @@ class DistractorWrapper(gym.Wrapper):
         space = env.observation_space
         if not isinstance(space, spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"env: DistractorWrapper needs a 1-D Box observation space, got {space}")
-        if isinstance(n_distractors, bool) or not isinstance(n_distractors, (int, np.integer)) or n_distractors < 1:
-            raise ValueError(f"n_distractors: must be a positive integer, got {n_distractors!r}")
+        check_int(n_distractors, "n_distractors")
         if kind not in DISTRACTOR_KINDS:
             raise ValueError(f"kind: unknown {kind!r}; choose one of {', '.join(DISTRACTOR_KINDS)}")
         if not (np.isfinite(scale) and scale > 0):

@@ -1,4 +1,4 @@
-"""Malformed input at every entry point (issue 7, acceptance 2): each case gets a one-line
+"""Malformed input at every entry point: each case gets a one-line
 ``causalrl: error: ...`` naming the field, a non-zero exit, and leaves no directory that claims to
 be complete. Complements the cases in test_runner_cli.py (config keys, adjacency matrices) and
 the API-level checks in test_envs.py / test_factored.py / test_cip.py.
@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from causalrl.cli import main
-from causalrl.config import load_experiment
-from causalrl.runner import run
+from causalrl.experiment.config import load_experiment
+from causalrl.experiment.runner import run
 
 BANDIT = ["env.n_nodes=4", "total_steps=60", "log_interval=20", "agents=ucb"]
 FACTORED = {"env": {"id": "causalrl/FactoredLQR-v0"}, "total_steps": 10}
@@ -25,7 +25,7 @@ TUNE = {"name": "t", "base": SWEEP["base"], "search": {"agent.exploration": {"lo
 
 def _with_checkpoint(root: Path) -> Path:
     """An unfinished run with a real checkpoint (made by stopping a run from a callback)."""
-    from causalrl.callbacks import CheckpointCallback
+    from causalrl.experiment.checkpoints import CheckpointCallback
 
     original = CheckpointCallback._on_rollout_start
 

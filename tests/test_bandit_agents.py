@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents import UCB, LinSEMTS, LinSEMUCB
-from causalrl.registry import AGENTS
+from causalrl.agents import UCB, LinSEMTS, LinSEMUCB
+from causalrl.core.registry import AGENTS
 
 
 class RegretRecorder(BaseCallback):

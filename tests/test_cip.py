@@ -1,4 +1,4 @@
-"""CIP and ACE on SAC (agents/cip.py, cip.md): each part acts, discovery finds the reward's
+"""CIP and ACE on SAC (agents/cip.py, docs/cip.md): each part acts, discovery finds the reward's
 parents, save/load round-trips, and the runner logs structure and weights. Short runs with small
 networks (a few hundred steps each), so the whole file stays fast on two shared cores."""
 
@@ -12,12 +12,12 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-import envs  # noqa: F401
-from agents import ACE, CIP
-from causalrl.config import AgentConfig, EnvConfig, RunConfig
-from causalrl.metrics import structure_metrics
-from causalrl.registry import AGENTS
-from causalrl.runner import run
+import causalrl.envs  # noqa: F401
+from causalrl.agents import ACE, CIP
+from causalrl.experiment.config import AgentConfig, EnvConfig, RunConfig
+from causalrl.core.metrics import structure_metrics
+from causalrl.core.registry import AGENTS
+from causalrl.experiment.runner import run
 
 SMALL = dict(policy_kwargs={"net_arch": [32, 32]}, inverse_model_arch=(32, 32), batch_size=64, learning_starts=100,
              buffer_size=10_000)

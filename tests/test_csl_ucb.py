@@ -1,6 +1,6 @@
 """CSL-UCB (agents/csl_ucb.py) and the KSG estimator (causalrl/mutual_information.py).
 
-Spec: /work/shared/specs/csl-ucb.md. All seeds are fixed; the margins are explained where set.
+Spec: docs/csl-ucb.md. All seeds are fixed; the margins are explained where set.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import agents  # noqa: F401  (registers the agents)
-import envs  # noqa: F401  (registers the envs)
-from agents.csl_ucb import (
+import causalrl.agents  # noqa: F401  (registers the agents)
+import causalrl.envs  # noqa: F401  (registers the envs)
+from causalrl.agents.csl_ucb import (
     CSLUCB,
     CSLUCBGraphDetection,
     CSLUCBNoDetection,
@@ -22,11 +22,11 @@ from agents.csl_ucb import (
     learn_mechanism_structure,
     score_arms,
 )
-from agents.ucb import UCB
-from causalrl.mutual_information import ksg_mutual_information, ksg_mutual_information_many
-from causalrl.registry import AGENTS
-from causalrl.scm import all_interventions
-from envs.bandits import make_instance
+from causalrl.agents.ucb import UCB
+from causalrl.core.mutual_information import ksg_mutual_information, ksg_mutual_information_many
+from causalrl.core.registry import AGENTS
+from causalrl.core.scm import all_interventions
+from causalrl.envs.bandits import make_instance
 from stable_baselines3.common.callbacks import BaseCallback
 
 
@@ -114,7 +114,7 @@ def test_structure_learning_output_is_a_dag_on_observational_data():
     sem = make_instance(8, 3)
     samples = sem.sample(np.zeros((80, 8)), np.random.default_rng(0))
     learned = learn_mechanism_structure([samples] * 8, noise_mean=1.0)
-    from causalrl.graph import is_acyclic
+    from causalrl.core.graph import is_acyclic
 
     assert is_acyclic(learned)
 

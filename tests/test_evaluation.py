@@ -7,11 +7,12 @@ import numpy as np
 import yaml
 from stable_baselines3 import SAC
 
-import envs  # noqa: F401  (registers the worlds)
-from causalrl.config import load_experiment
-from causalrl.evaluation import EVAL_SEED, episode_returns, evaluation_env
-from causalrl.runner import run
-from envs.factored import FactoredLQR
+import causalrl.envs  # noqa: F401  (registers the worlds)
+from causalrl.experiment.config import load_experiment
+from causalrl.core.rollout import episode_returns
+from causalrl.experiment.evaluation import EVAL_SEED, evaluation_env
+from causalrl.experiment.runner import run
+from causalrl.envs.factored import FactoredLQR
 
 WORLD = {"n_distractor_states": 2, "horizon": 20}
 

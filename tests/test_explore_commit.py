@@ -1,4 +1,4 @@
-"""Explore-then-commit with DAGMA (agents/explore_commit.py, csl-ucb.md (d) item 2)."""
+"""Explore-then-commit with DAGMA (agents/explore_commit.py, docs/csl-ucb.md (d) item 2)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-import agents.explore_commit as explore_commit
-from agents import ExploreThenCommit
-from causalrl.metrics import structure_metrics
-from causalrl.registry import AGENTS
-from causalrl.scm import action_to_index
-from causalrl.stats import least_squares
-from envs.bandits import LinearSEMBandit, PiecewiseSEMBandit
+import causalrl.agents.explore_commit as explore_commit
+from causalrl.agents import ExploreThenCommit
+from causalrl.core.metrics import structure_metrics
+from causalrl.core.registry import AGENTS
+from causalrl.core.scm import action_to_index
+from causalrl.core.stats import least_squares
+from causalrl.envs.bandits import LinearSEMBandit, PiecewiseSEMBandit
 
 N_NODES = 10
 EXPLORE = 300
@@ -107,7 +107,7 @@ def test_missing_dagma_gives_one_line_install_hint(monkeypatch):
 
 def test_dagma_structure_returns_a_weighted_dag():
     pytest.importorskip("dagma")
-    from causalrl.graph import is_acyclic
+    from causalrl.core.graph import is_acyclic
 
     rng = np.random.default_rng(0)
     cause = rng.standard_normal(200)
@@ -146,7 +146,7 @@ def test_graph_change_detection_restarts_after_a_change(monkeypatch):
 
 
 def test_whole_graph_statistic_is_small_under_the_model():
-    from causalrl.scm import LinearSEM, whole_graph_change_statistic
+    from causalrl.core.scm import LinearSEM, whole_graph_change_statistic
 
     weights = np.triu(np.full((4, 4), 0.5), k=1)
     sem = LinearSEM(weights, weights, 1.0, 1.0)

@@ -10,11 +10,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs  # noqa: F401  (registers the worlds)
-from causalrl.structure import FactoredStructure
-from envs.factored import FactoredLQR, FactoredNonlinear
-from envs.twin_reacher import TwinReacher
-from envs.wrappers import DistractorWrapper
+import causalrl.envs  # noqa: F401  (registers the worlds)
+from causalrl.core.structure import FactoredStructure
+from causalrl.envs.factored import FactoredLQR, FactoredNonlinear
+from causalrl.envs.twin_reacher import TwinReacher
+from causalrl.envs.wrappers import DistractorWrapper
 
 NEW_ENV_IDS = [
     "causalrl/FactoredLQR-v0",
@@ -65,7 +65,7 @@ def test_bad_constructor_input_names_the_field(field, value):
 
 
 def _monte_carlo(env, policy, episodes: int, seed: int) -> np.ndarray:
-    from causalrl.evaluation import episode_returns
+    from causalrl.core.rollout import episode_returns
 
     return episode_returns(env, policy, episodes, seed)
 

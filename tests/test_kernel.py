@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from causalrl.graph import (
+from causalrl.core.graph import (
     GraphError, ancestors, chain_dag, hierarchical_dag, is_acyclic, paired_mechanism_weights, parents,
     remove_cycles_by_weight, topological_order, validate_adjacency,
 )
-from causalrl.metrics import structure_metrics
-from causalrl.scm import LinearSEM, action_to_index, all_interventions, reward_flow
-from causalrl.stats import least_squares
-from envs.bandits import make_instance
+from causalrl.core.metrics import structure_metrics
+from causalrl.core.scm import LinearSEM, action_to_index, all_interventions, reward_flow
+from causalrl.core.stats import least_squares
+from causalrl.envs.bandits import make_instance
 
 
 def test_validate_adjacency_rejects_bad_matrices():

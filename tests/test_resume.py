@@ -1,4 +1,4 @@
-"""Checkpoints and `causalrl run --resume` (issue 7, acceptance 1, 3 and 4).
+"""Checkpoints and `causalrl run --resume`.
 
 The kill harness starts `causalrl run` in a subprocess, SIGKILLs it once progress.csv holds a
 randomly chosen number of rows (fixed seed), resumes it with `causalrl run --resume RUN_DIR` and
@@ -26,10 +26,10 @@ import torch
 import yaml
 
 from causalrl.cli import main
-from causalrl.config import load_experiment
-from causalrl.report import find_runs
-from causalrl.runner import run
-from causalrl.sweep import is_complete
+from causalrl.experiment.config import load_experiment
+from causalrl.experiment.report import find_runs
+from causalrl.experiment.runner import run
+from causalrl.experiment.rundir import is_complete
 
 BANDIT = {"total_steps": 800, "log_interval": 50, "checkpoint_interval": 100,
           "env": {"id": "causalrl/LinearSEMBandit-v0", "n_nodes": 6, "instance_seed": 0, "horizon": 800}}
@@ -165,7 +165,7 @@ def test_checkpoints_do_not_change_results(in_tmp):
     assert (run(rare).run_dir / "progress.csv").read_bytes() == (run(often).run_dir / "progress.csv").read_bytes()
 
 
-# --- acceptance 3: the same seed gives the same progress.csv, for every registered agent -------------
+# --- the same seed gives the same progress.csv, for every registered agent -------------
 DETERMINISM = {
     "bandit": {"total_steps": 120, "log_interval": 20, "env": {"id": "causalrl/LinearSEMBandit-v0", "n_nodes": 5}},
     "rl": {"total_steps": 100, "log_interval": 20, "env": RL["env"]},
@@ -180,7 +180,7 @@ INTERVENTION_AGENTS = ("rlif", "dagger", "hg-dagger")
 
 
 def _agents():
-    from causalrl.registry import AGENTS
+    from causalrl.core.registry import AGENTS
 
     return AGENTS.names()
 
@@ -189,8 +189,8 @@ def _agents():
 def test_same_seed_gives_identical_progress_for_every_agent(in_tmp, one_thread, agent):
     if agent == "etc-dagma":
         pytest.importorskip("dagma")
-    from agents import BanditAgent
-    from causalrl.registry import AGENTS
+    from causalrl.agents import BanditAgent
+    from causalrl.core.registry import AGENTS
 
     world = ("bandit" if issubclass(AGENTS.get(agent), BanditAgent)
              else "intervention" if agent in INTERVENTION_AGENTS else "rl")
@@ -206,7 +206,7 @@ def test_same_seed_gives_identical_progress_for_every_agent(in_tmp, one_thread, 
         assert "train/critic_loss" in header
 
 
-# --- acceptance 4: a NaN in a loss stops the run, leaves a checkpoint, and resume works -------------
+# --- a NaN in a loss stops the run, leaves a checkpoint, and resume works -------------
 def test_nan_loss_stops_with_message_and_a_usable_checkpoint(in_tmp, one_thread, monkeypatch, capsys):
     import stable_baselines3.sac.sac as sac_module
 
@@ -246,7 +246,7 @@ def test_nan_loss_stops_with_message_and_a_usable_checkpoint(in_tmp, one_thread,
 
 
 def test_nan_observation_is_named(in_tmp, monkeypatch, capsys):
-    from envs.bandits import LinearSEMBandit
+    from causalrl.envs.bandits import LinearSEMBandit
 
     real_step = LinearSEMBandit.step
 
@@ -260,8 +260,8 @@ def test_nan_observation_is_named(in_tmp, monkeypatch, capsys):
     assert "non-finite observation" in error and "at step 130;" in error and "(resume from step 100)" in error, error
 
     # report and sweep see a failed run, never a finished one
-    from causalrl.report import find_runs
-    from causalrl.sweep import is_complete
+    from causalrl.experiment.report import find_runs
+    from causalrl.experiment.rundir import is_complete
 
     (record,) = find_runs([in_tmp / "runs"])
     assert record.status == "failed" and "non-finite observation" in record.error and not is_complete(record.path)

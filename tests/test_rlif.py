@@ -1,4 +1,4 @@
-"""RLIF, the intervention worlds and experts, DAgger / HG-DAgger (rlif.md; issue 5)."""
+"""RLIF, the intervention worlds and experts, DAgger / HG-DAgger (docs/rlif.md)."""
 
 import itertools
 import warnings
@@ -11,13 +11,13 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.logger import configure
 
-from agents.dagger import DAgger, HGDAgger
-from agents.rlif import RLIF
-from causalrl.callbacks import MetricsCallback
-from causalrl.protocols import Expert
-from envs.experts import LQRExpert, PolicyExpert, evaluate_expert
-from envs.factored import FactoredLQR
-from envs.intervention import InterventionWrapper
+from causalrl.agents.dagger import DAgger, HGDAgger
+from causalrl.agents.rlif import RLIF
+from causalrl.experiment.callbacks import MetricsCallback
+from causalrl.core.protocols import Expert
+from causalrl.envs.experts import LQRExpert, PolicyExpert, evaluate_expert
+from causalrl.envs.factored import FactoredLQR
+from causalrl.envs.intervention import InterventionWrapper
 
 SMALL_RLIF = {"learning_starts": 20, "batch_size": 32, "n_critics": 4, "policy_kwargs": {"net_arch": [32, 32]}}
 SMALL_BC = {"round_steps": 50, "gradient_steps": 20, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -62,7 +62,7 @@ def test_experts_satisfy_the_protocol():
 
 
 def test_policy_expert_acts_with_one_model_and_judges_with_its_reference():
-    """rlif.md (a): pi_exp (e.g. an early checkpoint) acts, pi_ref and its critic judge."""
+    """docs/rlif.md (a): pi_exp (e.g. an early checkpoint) acts, pi_ref and its critic judge."""
     from stable_baselines3 import SAC
 
     world = small_world()
@@ -139,7 +139,7 @@ def test_value_takeover_fires_on_bad_actions_only():
 
 @pytest.mark.parametrize("hand_back", [True, False])
 def test_takeovers_hand_back_one_unchecked_learner_step(hand_back):
-    """The reference code skips the check at the step a takeover ends (rlif.md (b)): a learner
+    """The reference code skips the check at the step a takeover ends (docs/rlif.md (b)): a learner
     that stays bad gets one executed step after every k-step block, and each new block starts
     after it (so RLIF's -1 recurs); without hand-back the blocks chain into one."""
     world = small_world()
@@ -250,7 +250,7 @@ def test_rlif_labels_follow_the_takeovers(quirks):
 
 
 def test_rlif_demonstrations_enter_with_zero_reward():
-    from envs.experts import collect_demonstrations
+    from causalrl.envs.experts import collect_demonstrations
 
     world = small_world()
     demos = collect_demonstrations(small_world(), LQRExpert(world, level="strong"), n_steps=40)
@@ -291,8 +291,8 @@ def test_dagger_beta_schedules():
 
 
 def test_runner_logs_intervention_rate(in_tmp):
-    from causalrl.config import validate
-    from causalrl.runner import run
+    from causalrl.experiment.config import validate
+    from causalrl.experiment.runner import run
 
     agents = [{"name": "rlif", "learning_starts": 20, "batch_size": 16, "n_critics": 2,
                "policy_kwargs": {"net_arch": [16]}},
@@ -308,12 +308,12 @@ def test_runner_logs_intervention_rate(in_tmp):
 
 @pytest.mark.slow
 def test_rlif_learns_past_the_weak_expert_from_its_takeovers_alone():
-    """Issue 5 acceptance 1-2 in small (one seed, 4k steps, the rlif-factored settings): RLIF's
+    """The rlif-factored result in small (one seed, 4k steps, the rlif-factored settings): RLIF's
     learner, evaluated alone, outscores the weak expert that intervenes (0.30) by a wide margin
     (pilot on this seed: 0.99 at 4k steps), and the intervention rate falls (pilot: 0.66 in the
     first 1k steps, 0.24 in the fourth)."""
-    from causalrl.evaluation import EVAL_SEED
-    from envs.experts import LQR_EXPERT_SCORES
+    from causalrl.experiment.evaluation import EVAL_SEED
+    from causalrl.envs.experts import LQR_EXPERT_SCORES
 
     env = gym.make("causalrl/FactoredLQRIntervention-v0", expert_level="weak", delta=3.0, takeover_steps=4)
     wrapper = env.unwrapped.wrapped

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from causalrl.cli import main
-from causalrl.config import ConfigError, load_experiment
-from causalrl.runner import run
+from causalrl.experiment.config import ConfigError, load_experiment
+from causalrl.experiment.runner import run
 
 
 def _run_dirs(root: Path):
@@ -132,7 +132,7 @@ def test_config_error_type():
 
 
 def test_every_shipped_run_preset_validates():
-    from causalrl.config import _read_source, preset_names
+    from causalrl.experiment.config import _read_source, preset_names
 
     run_presets = [name for name in preset_names() if "base" not in _read_source(name)[0]]
     assert {"default", "csl-ucb-paper", "csl-ucb-nonstationary", "cip-factored"} <= set(run_presets)

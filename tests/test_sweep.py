@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from causalrl.cli import main
-from causalrl.config import ConfigError
-from causalrl.sweep import is_complete, load_sweep, run_sweep
+from causalrl.experiment.config import ConfigError
+from causalrl.experiment.rundir import is_complete
+from causalrl.experiment.sweep import load_sweep, run_sweep
 
 BASE = {
     "experiment": "test-sweep",

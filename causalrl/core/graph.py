@@ -97,7 +97,7 @@ def random_upper_triangular_dag(
     """Strictly upper-triangular weighted DAG (nodes already in topological order).
 
     Each of the N(N-1)/2 possible edges is present with probability ``edge_prob``;
-    |w| ~ U(weight_low, weight_high) with a uniform random sign (csl-ucb.md (e)).
+    |w| ~ U(weight_low, weight_high) with a uniform random sign (docs/csl-ucb.md (e)).
     """
     mask = np.triu(rng.random((n_nodes, n_nodes)) < edge_prob, k=1)
     return np.where(mask, _signed_uniform(rng, (n_nodes, n_nodes), weight_low, weight_high), 0.0)
@@ -111,7 +111,7 @@ def paired_mechanism_weights(
     weight_high: float = 2.0,
     max_tries: int = 10_000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Observational B and interventional B' for the CSL-UCB paper's generator (csl-ucb.md (e)).
+    """Observational B and interventional B' for the CSL-UCB paper's generator (docs/csl-ucb.md (e)).
 
     Both are drawn independently; the pair is redrawn until column i of B differs from column i
     of B' for every non-root node i >= 1 (0-based), so every intervention except on the root
@@ -135,7 +135,7 @@ def hierarchical_dag(
     """The LinSEM paper's hierarchical graph: ``n_layers`` fully connected layers of
     ``nodes_per_layer`` nodes, each node feeding every node of the next layer, and the last
     layer feeding one reward node (index N-1). N = nodes_per_layer * n_layers + 1.
-    |w| ~ U(weight_low, weight_high) with random sign (Varici et al., csl-ucb.md (d))."""
+    |w| ~ U(weight_low, weight_high) with random sign (Varici et al., docs/csl-ucb.md (d))."""
     n_nodes = nodes_per_layer * n_layers + 1
     mask = np.zeros((n_nodes, n_nodes), dtype=bool)
     for layer in range(n_layers - 1):

@@ -18,8 +18,7 @@ is logged twice or lost; bandit runs end byte-identical to an uninterrupted run.
 
 from __future__ import annotations
 
-import json
-import os
+import re
 import shutil
 import sys
 import time
@@ -31,14 +30,16 @@ from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, 
 from stable_baselines3.common.logger import filter_excluded_keys
 from stable_baselines3.common.utils import set_random_seed
 
-from causalrl.callbacks import (CheckpointCallback, MetricsCallback, NonFiniteError, latest_checkpoint,
-                                load_checkpoint, restore_run_state, write_json_atomic)
-from causalrl.config import ConfigError, RunConfig, load_experiment, to_yaml
-from causalrl.evaluation import make_evaluator
-from causalrl.plots import plot_bandit_runs
-from causalrl.registry import AGENTS, load_plugins
+from causalrl.experiment.callbacks import MetricsCallback
+from causalrl.experiment.checkpoints import (CheckpointCallback, NonFiniteError, latest_checkpoint, load_checkpoint,
+                                             restore_run_state)
+from causalrl.experiment.config import ConfigError, RunConfig, load_experiment, to_yaml
+from causalrl.experiment.evaluation import make_evaluator
+from causalrl.experiment.plots import plot_bandit_runs
+from causalrl.experiment.plugins import import_object, is_import_path, load_plugins, resolve_agent
+from causalrl.experiment.rundir import is_complete, process_alive, read_status, write_json_atomic, write_text_atomic
 
-__all__ = ["RunResult", "run", "resume", "build_env", "build_agent", "write_json_atomic", "read_run_config"]
+__all__ = ["RunResult", "run", "resume", "build_env", "build_agent", "read_run_config"]
 
 
 @dataclass(frozen=True)
@@ -72,19 +73,13 @@ class ProgressCSV(CSVOutputFormat):
             self.file.close()
             rows = self.path.read_text().splitlines()[1:] if self.path.exists() else []
             padded = "".join(row + self.separator * len(extra) + "\n" for row in rows)
-            _write_text_atomic(self.path, self.separator.join(self.keys) + "\n" + padded)
+            write_text_atomic(self.path, self.separator.join(self.keys) + "\n" + padded)
             self.file = open(self.path, "a")
         super().write(key_values, key_excluded, step)
 
 
 def _wall_clock(key: str) -> bool:
     return key.endswith("_seconds") or (key.startswith("time/") and key != "time/steps")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
 
 
 def _keep_rows(path: Path, rows: int) -> None:
@@ -101,7 +96,7 @@ def _keep_rows(path: Path, rows: int) -> None:
         raise ConfigError(f"{path}: holds {max(len(lines) - 1, 0)} rows, but the checkpoint logged {rows}; "
                           "the run directory is damaged, start the run again")
     else:
-        _write_text_atomic(path, "".join(lines[: rows + 1]))
+        write_text_atomic(path, "".join(lines[: rows + 1]))
 
 
 def _logger(run_dir: Path, verbose: bool) -> Logger:
@@ -110,7 +105,10 @@ def _logger(run_dir: Path, verbose: bool) -> Logger:
 
 
 def build_env(config: RunConfig):
+    """The config's env: ``gym.make(id, **kwargs)``, or ``Class(**kwargs)`` for ``module:Class``."""
     load_plugins()
+    if is_import_path(config.env.id) and not re.search(r"-v\d+$", config.env.id):
+        return import_object(config.env.id, "env.id")(**config.env.kwargs)
     try:
         return gym.make(config.env.id, **config.env.kwargs)
     except gym.error.Error as error:
@@ -118,7 +116,7 @@ def build_env(config: RunConfig):
 
 
 def build_agent(config: RunConfig, env):
-    agent_cls = AGENTS.get(config.agent.name)
+    agent_cls = resolve_agent(config.agent.name)
     policy = config.agent.policy or getattr(agent_cls, "default_policy", "MlpPolicy")
     try:
         return agent_cls(policy, env, seed=config.seed, **config.agent.kwargs)
@@ -136,8 +134,9 @@ def _ground_truth(env):
 
 
 def _run_dir(config: RunConfig) -> Path:
-    env_name = config.env.id.split("/")[-1]
-    stem = f"{env_name}__{config.agent.name}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    env_name = re.sub(r"[^A-Za-z0-9_.-]", "-", config.env.id.split("/")[-1])
+    agent_name = re.sub(r"[^A-Za-z0-9_.-]", "-", config.agent.name)
+    stem = f"{env_name}__{agent_name}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
     parent = Path(config.output_dir) / config.experiment
     candidate, suffix = parent / stem, 1
     while candidate.exists():
@@ -165,8 +164,6 @@ def run(config: RunConfig, verbose: bool = False, run_dir: Path | None = None) -
 def read_run_config(run_dir: Path) -> RunConfig:
     """The config of an unfinished run directory (what ``resume`` continues); one-line errors
     for anything else."""
-    from causalrl.sweep import is_complete
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"--resume {run_dir}: no such directory; give a run directory (runs/<experiment>/<run>)")
@@ -174,10 +171,7 @@ def read_run_config(run_dir: Path) -> RunConfig:
         raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml); give runs/<experiment>/<run>")
     if is_complete(run_dir):
         raise ConfigError(f"--resume {run_dir}: the run is complete (summary.json); nothing to resume")
-    try:
-        status = json.loads((run_dir / "status.json").read_text())
-    except (OSError, ValueError):
-        status = {}
+    status = read_status(run_dir)
     if status.get("status") == "running" and process_alive(status.get("pid")):
         raise ConfigError(f"--resume {run_dir}: still running (pid {status['pid']} in status.json); wait for it or "
                           "stop it (if that pid is no causalrl run, delete status.json)")
@@ -185,19 +179,6 @@ def read_run_config(run_dir: Path) -> RunConfig:
     if len(configs) != 1:
         raise ConfigError(f"--resume {run_dir}: config.yaml names {len(configs)} agents; a run has exactly one")
     return configs[0]
-
-
-def process_alive(pid) -> bool:
-    """Whether another process with this id exists (a run killed by a signal leaves its pid behind)."""
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def resume(run_dir: Path, verbose: bool = False, progress_bar: bool | None = None) -> RunResult:
@@ -215,7 +196,7 @@ def resume(run_dir: Path, verbose: bool = False, progress_bar: bool | None = Non
         agent, state = build_agent(config, env), None
     else:
         device = {"device": config.agent.kwargs["device"]} if "device" in config.agent.kwargs else {}
-        agent, state = load_checkpoint(checkpoint, AGENTS.get(config.agent.name), env, **device)
+        agent, state = load_checkpoint(checkpoint, resolve_agent(config.agent.name), env, **device)
     return _train(config, run_dir, env, agent, checkpoint, state, verbose, started)
 
 

@@ -228,20 +228,6 @@ def _check_arguments(cls, kwargs: dict, where: str, reserved: set[str]) -> None:
             raise ConfigError(f"{where}.{key}: unknown key for {cls.__name__}; accepted keys: {options}")
 
 
-def _env_class(env_id: str):
-    import gymnasium as gym
-
-    try:
-        spec = gym.spec(env_id)
-    except Exception:  # gymnasium raises its own error types per failure
-        raise ConfigError(f"env.id: unknown env {env_id!r}; see `causalrl list` for the registered ids") from None
-    entry = spec.entry_point
-    if callable(entry):
-        return entry
-    module, _, name = entry.partition(":")
-    return getattr(__import__(module, fromlist=[name]), name)
-
-
 def _typed(raw: dict, key: str, kind, default, check=None, hint: str = ""):
     value = raw.get(key, default)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -257,9 +243,7 @@ def _typed(raw: dict, key: str, kind, default, check=None, hint: str = ""):
 
 def validate(raw: dict) -> list[RunConfig]:
     """Typed run configs (one per agent) from a raw mapping whose overrides are applied."""
-    from causalrl.registry import AGENTS, load_plugins
-
-    load_plugins()
+    from causalrl.experiment.plugins import PluginError, resolve_agent, resolve_env_class
 
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
@@ -268,7 +252,12 @@ def validate(raw: dict) -> list[RunConfig]:
     if not isinstance(env_raw, dict) or not isinstance(env_raw.get("id"), str):
         raise ConfigError("env: must be a mapping with an `id` (e.g. causalrl/LinearSEMBandit-v0)")
     env_kwargs = {k: v for k, v in env_raw.items() if k != "id"}
-    _check_arguments(_env_class(env_raw["id"]), env_kwargs, "env", reserved={"render_mode"})
+    try:
+        env_cls = resolve_env_class(env_raw["id"])
+    except PluginError as error:
+        raise ConfigError(str(error)) from None
+    if env_cls is not None:
+        _check_arguments(env_cls, env_kwargs, "env", reserved={"render_mode"})
     common = dict(
         experiment=_typed(raw, "experiment", str, "default", lambda v: v and "/" not in v, " a non-empty name without '/'"),
         seed=_typed(raw, "seed", int, 0, lambda v: v >= 0, " >= 0"),
@@ -289,9 +278,9 @@ def validate(raw: dict) -> list[RunConfig]:
     configs = []
     for entry in raw["agents"]:
         try:
-            agent_cls = AGENTS.get(entry["name"])
-        except KeyError as error:
-            raise ConfigError(f"agent.name: {error.args[0]}") from None
+            agent_cls = resolve_agent(entry["name"])
+        except PluginError as error:
+            raise ConfigError(str(error)) from None
         kwargs = {k: v for k, v in entry.items() if k not in ("name", "policy")}
         _check_arguments(agent_cls, kwargs, f"agent[{entry['name']}]", reserved={"policy", "env", "seed"})
         policy = entry.get("policy")

@@ -1,5 +1,5 @@
 """Ground truth of factored MDPs: which state and action dimensions cause the reward and the
-next state (cip.md (a)). Worlds expose it as ``env.unwrapped.causal_structure``; wrappers that
+next state (docs/cip.md (a)). Worlds expose it as ``env.unwrapped.causal_structure``; wrappers that
 add observation dimensions compose it with :meth:`FactoredStructure.with_distractors`.
 
 Every matrix follows the causalrl convention ``[j, i] = True`` means j -> i:

@@ -1,6 +1,6 @@
 """``causalrl report``: aggregate run directories (one run, a sweep, several sweeps) into tables
 and plots, rliable-style (Agarwal et al. 2021): interquartile means (IQM) over seeds with 95%
-stratified-bootstrap confidence intervals (``causalrl.stats``).
+stratified-bootstrap confidence intervals (``causalrl.core.stats``).
 
 Runs are grouped per agent x env. An agent is its name plus hyperparameters; an env is its id
 plus constructor arguments and ``total_steps``. An env argument whose name contains "seed" and
@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from causalrl.config import ConfigError
-from causalrl.stats import iqm, stratified_bootstrap_ci
+from causalrl.experiment.config import ConfigError
+from causalrl.core.stats import iqm, stratified_bootstrap_ci
 
 __all__ = ["RunRecord", "Group", "Report", "find_runs", "group_runs", "write_report", "MAIN_METRICS", "CURVE_PANELS"]
 

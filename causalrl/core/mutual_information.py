@@ -8,7 +8,7 @@ Phys. Rev. E 69, 066138 (2004), eq. (9):
 with the max-norm in the joint space. For each sample i, the k nearest joint-space neighbours
 (the nearest one included) give eps_x(i) and eps_y(i), the largest marginal distances among them;
 n_x(i) (n_y(i)) counts the *other* samples within eps_x(i) (eps_y(i)) in that marginal. M is the
-sample size. This is the resolution of csl-ucb.md (g) item 11 (the reference code skips the
+sample size. This is the resolution of docs/csl-ucb.md (g) item 11 (the reference code skips the
 nearest neighbour; we do not).
 
 CSL-UCB scores at most n_max = 100 samples, and many candidate regressors share one target, so

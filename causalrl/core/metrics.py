@@ -1,7 +1,7 @@
 """Graph-recovery metrics between a learned and a true edge set (the one module for them).
 
 Adjacencies follow the causalrl convention (``[j, i] != 0`` means j -> i). Definitions follow
-csl-ucb.md (d): FNR = FN / #true edges, FPR = FP / #true non-edges, and SHD counts a reversed
+docs/csl-ucb.md (d): FNR = FN / #true edges, FPR = FP / #true non-edges, and SHD counts a reversed
 edge once (FP + FN - #reversed).
 """
 
@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["structure_metrics"]
+__all__ = ["structure_metrics", "OPTIMAL_TOLERANCE"]
+
+#: a bandit play counts as optimal when its expected reward is within this of the best
+#: (docs/csl-ucb.md, metrics); worlds and the runner's metrics share it
+OPTIMAL_TOLERANCE = 0.01
 
 
 def structure_metrics(learned, true) -> dict[str, float]:

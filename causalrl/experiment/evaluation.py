@@ -14,25 +14,12 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["EVAL_SEED", "episode_returns", "evaluation_env", "make_evaluator"]
+from causalrl.core.rollout import episode_returns
+
+__all__ = ["EVAL_SEED", "evaluation_env", "make_evaluator"]
 
 #: reset seed of the first evaluation episode (far from the training seeds)
 EVAL_SEED = 1_000_000
-
-
-def episode_returns(env: gym.Env, act: Callable, n_episodes: int, seed: int = 0) -> np.ndarray:
-    """Undiscounted return of each of ``n_episodes`` episodes of ``act`` (obs -> action) on
-    ``env``; episode i is reset with seed + i."""
-    returns = []
-    for episode in range(n_episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            observation, reward, terminated, truncated, _ = env.step(act(observation))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return np.asarray(returns)
 
 
 def evaluation_env(env: gym.Env) -> gym.Env:

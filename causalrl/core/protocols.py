@@ -1,6 +1,6 @@
 """Protocols that worlds and learners share without importing each other (DESIGN.md, layers).
 
-``Expert`` (rlif.md (a), (c)): a policy that can take over control and judge the learner.
+``Expert`` (docs/rlif.md (a), (c)): a policy that can take over control and judge the learner.
 Implementations live in ``envs/experts.py`` (analytic LQR experts, trained SB3 policies);
 intervention wrappers and the imitation learners (``agents/``) only rely on this surface.
 """
@@ -24,7 +24,7 @@ class Expert(Protocol):
     ``q_value(observation, action)``: Q^{pi_ref}(s, a) of the reference (judging) policy, a
     float for one observation and action, or an array of shape (batch,) for a batch. Higher is
     better. Intervention wrappers compare it between the learner's action and a reference
-    action (rlif.md (c)).
+    action (docs/rlif.md (c)).
 
     Optional, not part of the runtime check: ``reference_action(observation)`` (pi_ref's own
     action; wrappers fall back to ``act``) and ``seed(seed)`` (reseeds the expert's random

@@ -21,7 +21,7 @@ The sweep directory::
       sweep.yaml       the resolved sweep: base mapping, overrides, every trial's name and config
       trials.jsonl     one line per finished attempt: trial, status ok|failed, error, wall time
       trials.csv       the current status of every trial (rewritten after each result)
-      <agent>__<override-slug>__s<seed>/   one run directory per trial (see causalrl.runner);
+      <agent>__<override-slug>__s<seed>/   one run directory per trial (see causalrl.experiment.runner);
                        a failed trial holds error.json (one-line error + traceback) instead of
                        summary.json
 
@@ -52,10 +52,11 @@ from typing import Any, Callable
 
 import yaml
 
-from causalrl.config import ConfigError, RunConfig, _apply_overrides, _read_source, validate
+from causalrl.experiment.config import ConfigError, RunConfig, _apply_overrides, _read_source, validate
+from causalrl.experiment.rundir import is_complete, write_json_atomic, write_text_atomic
 
 __all__ = [
-    "Trial", "Sweep", "SweepOutcome", "load_sweep", "run_sweep", "run_trial", "is_complete",
+    "Trial", "Sweep", "SweepOutcome", "load_sweep", "run_sweep", "run_trial",
     "config_from_dict", "Progress", "one_line", "SWEEP_KEYS",
 ]
 
@@ -80,26 +81,12 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(text).split())}".rstrip(": ")
 
 
-def is_complete(run_dir: Path) -> bool:
-    """True when ``run_dir/summary.json`` exists and says ``"status": "complete"``."""
-    try:
-        return json.loads((Path(run_dir) / "summary.json").read_text()).get("status") == "complete"
-    except (OSError, ValueError):
-        return False
-
-
 def config_from_dict(data: dict) -> RunConfig:
     """The RunConfig of a ``RunConfig.to_dict()`` mapping (what config.yaml holds), re-validated."""
     configs = validate(_apply_overrides(data, []))
     if len(configs) != 1:
         raise ConfigError("a trial config must name exactly one agent")
     return configs[0]
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _limit_threads() -> None:
@@ -119,7 +106,7 @@ def run_trial(config: RunConfig | dict, trial_dir: str | Path) -> dict:
     The record holds ``status`` (ok | failed), ``error``, ``wall_time_s``, ``skipped`` and
     ``final`` (the summary's final metrics).
     """
-    from causalrl.runner import run, write_json_atomic
+    from causalrl.experiment.runner import run
 
     trial_dir = Path(trial_dir)
     if is_complete(trial_dir):
@@ -372,7 +359,7 @@ class _Ledger:
             writer.writerow({"trial": trial.name, "agent": trial.agent, "seed": trial.seed,
                              "overrides": " ".join(trial.overrides), "status": record["status"],
                              "error": record["error"], "wall_time_s": record["wall_time_s"]})
-        _write_text_atomic(self.sweep.directory / "trials.csv", buffer.getvalue())
+        write_text_atomic(self.sweep.directory / "trials.csv", buffer.getvalue())
 
 
 def _lock(directory: Path):
@@ -533,7 +520,7 @@ def run_sweep(sweep: Sweep, workers: int | None = None, backend: str = "local", 
     sweep.directory.mkdir(parents=True, exist_ok=True)
     lock = _lock(sweep.directory)
     try:
-        _write_text_atomic(sweep.directory / "sweep.yaml", yaml.safe_dump(sweep.spec, sort_keys=False))
+        write_text_atomic(sweep.directory / "sweep.yaml", yaml.safe_dump(sweep.spec, sort_keys=False))
         todo = _check_finished(sweep)
         ledger = _Ledger(sweep)
         pending = {trial.name for trial in todo}

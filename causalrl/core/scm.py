@@ -1,4 +1,4 @@
-"""Linear structural equation models with soft interventions (csl-ucb.md (a)).
+"""Linear structural equation models with soft interventions (docs/csl-ucb.md (a)).
 
 ``X = B_a^T X + eps``, ``eps ~ N(noise_mean, diag(noise_std^2))``. A soft intervention is a
 binary vector ``a``: column i of ``B_a`` is column i of the interventional matrix B' when
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from causalrl.graph import GraphError, topological_order, validate_adjacency
+from causalrl.core.graph import GraphError, topological_order, validate_adjacency
 
 __all__ = [
     "all_interventions",
@@ -117,7 +117,7 @@ def values_and_flow(observational, interventional, actions, noise_mean, reward_n
 
 
 def whole_graph_change_statistic(values, actions, observational, interventional, noise_mean, noise_std) -> float:
-    """The whole-graph change statistic of csl-ucb.md (c) ("Baseline detector", GOLEM-MAB).
+    """The whole-graph change statistic of docs/csl-ucb.md (c) ("Baseline detector", GOLEM-MAB).
 
     The Gaussian log-likelihood ratio of the last W rounds under their fitted N(mean, cov)
     against the model, divided by W * N. It is computed on the model-implied exogenous noise

@@ -14,7 +14,7 @@ def least_squares(regressors: np.ndarray, targets: np.ndarray, ridge: float = 0.
 
     ``regressors`` is (n, p), ``targets`` (n,) or (n, k). With ``ridge = 0`` this is ordinary
     least squares through the pseudo-inverse (well defined when X^T X is singular, as can happen
-    with few samples, csl-ucb.md (g) item 2); ``ridge > 0`` solves (X^T X + ridge I) b = X^T y.
+    with few samples, docs/csl-ucb.md (g) item 2); ``ridge > 0`` solves (X^T X + ridge I) b = X^T y.
     """
     regressors = np.asarray(regressors, dtype=float)
     if regressors.shape[1] == 0:

@@ -1,191 +1,35 @@
-"""The callbacks every run uses (bandit and RL agents alike): ``MetricsCallback``, the one
-logging callback, and ``CheckpointCallback`` (resumable checkpoints and the NaN/inf guard, at
-the end of this file).
+"""Checkpoints, resume and the non-finite guard of a run directory.
 
-It reads SB3's callback locals (``infos``, ``rewards``, ``dones``) after each env step and every
-``log_interval`` steps records one row with the shared metric names:
-
-    time/steps                    env steps so far
-    reward/mean                   mean step reward over the last interval
-    reward/cumulative             sum of rewards so far
-    reward/episode_return_mean    mean return of the episodes finished in the interval (RL)
-    regret/cumulative             pseudo-regret  sum(max_a mu_a - mu_{a_t})  (bandits)
-    regret/cumulative_realised    realised regret sum(max_a mu_a - X_N,t)  (bandits)
-    regret/optimal_action_rate    share of optimal plays in the last `window` rounds (bandits)
-    structure/shd|fnr|fpr|f1      agent.learned_structure vs the env's causal_structure
-    intervention/rate             share of the interval's steps the expert controlled
-                                  (envs whose info has ``intervened``, rlif.md)
-    eval/return_mean              mean task-reward return (``info["task_reward"]``) of the
-                                  training episodes finished in the interval (expert steps
-                                  included), where the env reports a task reward
-    eval/normalised_score         that return on the world's ``normalised_score`` scale, when
-                                  the world has one
-    eval/deterministic_*          with an ``evaluate`` function (the runner's ``eval_interval``):
-                                  return and normalised score of the deterministic policy alone,
-                                  every ``eval_interval`` steps and on the run's last row
-                                  (``causalrl.evaluation``)
+``CheckpointCallback`` saves a resumable checkpoint every ``interval`` steps into
+``RUN_DIR/checkpoints/step_<step>`` (staged, then renamed), keeps ``RUN_DIR/status.json`` up to
+date, and stops the run with :class:`NonFiniteError` when a loss, weight, observation or reward
+turns NaN/inf. ``load_checkpoint`` and ``restore_run_state`` continue a run from one
+(docs/runner.md, resume).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import pickle
 import random
 import shutil
-from collections import deque
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import cloudpickle
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
-from causalrl.metrics import structure_metrics
+from causalrl.experiment.rundir import write_json_atomic
 
-__all__ = ["MetricsCallback", "OPTIMAL_TOLERANCE", "CheckpointCallback", "NonFiniteError", "save_checkpoint",
-           "load_checkpoint", "restore_run_state", "latest_checkpoint", "first_nonfinite", "env_layers",
-           "write_json_atomic"]
+if TYPE_CHECKING:
+    from causalrl.experiment.callbacks import MetricsCallback
 
-#: a play counts as optimal when its expected reward is within this of the best (csl-ucb.md (a))
-OPTIMAL_TOLERANCE = 0.01
+__all__ = ["CheckpointCallback", "NonFiniteError", "save_checkpoint", "load_checkpoint", "restore_run_state",
+           "latest_checkpoint", "first_nonfinite", "env_layers"]
 
-
-class MetricsCallback(BaseCallback):
-    """Records the shared metrics every ``log_interval`` steps and keeps the curves in memory.
-
-    Args:
-        log_interval: steps between logged rows.
-        truth: returns the env's current ground truth (``env.unwrapped.causal_structure``) or
-            None; used to score ``agent.learned_structure``.
-        window: rounds in the optimal-action-rate window (100, as in the CSL-UCB paper).
-        evaluate: ``evaluate(model) -> row`` merged into the rows at every ``eval_interval``
-            steps and the run's last row (``causalrl.evaluation.make_evaluator``); None: none.
-        eval_interval: steps between evaluations, a multiple of ``log_interval``.
-    """
-
-    def __init__(self, log_interval: int = 100, truth: Callable[[], object] | None = None, window: int = 100,
-                 evaluate: Callable[[object], dict] | None = None, eval_interval: int = 0):
-        super().__init__(verbose=0)
-        self.log_interval = log_interval
-        self.truth = truth
-        self.evaluate = evaluate
-        self.eval_interval = eval_interval
-        self.window = window
-        self.steps = 0
-        self.reward_sum = 0.0
-        self.interval_rewards: list[float] = []
-        self.pseudo_regret = 0.0
-        self.realised_regret = 0.0
-        self.optimal_plays: deque = deque(maxlen=window)
-        self.episode_return = 0.0
-        self.finished_returns: list[float] = []
-        self.is_bandit = False
-        self.rows: list[dict] = []
-        # intervention worlds (rlif.md): expert-control share and task-reward returns
-        self.interval_interventions: list[bool] = []
-        self.task_return = 0.0
-        self.finished_task_returns: list[float] = []
-
-    def _on_step(self) -> bool:
-        info = self.locals["infos"][0]
-        reward = float(np.asarray(self.locals["rewards"]).reshape(-1)[0])
-        done = bool(np.asarray(self.locals["dones"]).reshape(-1)[0])
-        self.steps += 1
-        self.reward_sum += reward
-        self.interval_rewards.append(reward)
-        if "expected_reward" in info:
-            self.is_bandit = True
-            best = info["optimal_expected_reward"]
-            self.pseudo_regret += best - info["expected_reward"]
-            self.realised_regret += best - reward
-            self.optimal_plays.append(best - info["expected_reward"] < OPTIMAL_TOLERANCE)
-        if "intervened" in info:
-            self.interval_interventions.append(bool(info["intervened"]))
-        if "task_reward" in info:
-            self.task_return += float(info["task_reward"])
-            if done:
-                self.finished_task_returns.append(self.task_return)
-                self.task_return = 0.0
-        self.episode_return += reward
-        if done:
-            self.finished_returns.append(self.episode_return)
-            self.episode_return = 0.0
-        # the run's last row waits for _on_training_end, after the algorithm's last update
-        last = self.num_timesteps >= getattr(self.model, "_total_timesteps", float("inf"))
-        if self.steps % self.log_interval == 0 and not last:
-            self._record(evaluate=self.evaluate is not None and self.steps % self.eval_interval == 0)
-        return True
-
-    def _on_training_end(self) -> None:
-        if not self.rows or self.rows[-1]["time/steps"] != self.steps:
-            self._record(evaluate=self.evaluate is not None)
-
-    def _structure_row(self) -> dict:
-        learned = getattr(self.model, "learned_structure", None)
-        truth = self.truth() if self.truth is not None else None
-        if not learned or truth is None:
-            return {}
-        pairs = [(np.asarray(mask), np.asarray(getattr(truth, name))) for name, mask in learned.items()
-                 if mask is not None and hasattr(truth, name)]
-        if not pairs:
-            return {}
-        shapes = {mask.shape for mask, _ in pairs}
-        if len(shapes) == 1:  # same-shaped graphs (e.g. both mechanisms) are scored as one edge set
-            scores = structure_metrics(np.stack([m for m, _ in pairs]), np.stack([t for _, t in pairs]))
-        else:
-            scores = structure_metrics(np.concatenate([m.ravel() for m, _ in pairs])[None],
-                                       np.concatenate([t.ravel() for _, t in pairs])[None])
-        return {f"structure/{key}": scores[key] for key in ("shd", "fnr", "fpr", "f1")}
-
-    def _intervention_row(self) -> dict:
-        row = {}
-        if self.interval_interventions:
-            row["intervention/rate"] = float(np.mean(self.interval_interventions))
-        if self.finished_task_returns:
-            row["eval/return_mean"] = float(np.mean(self.finished_task_returns))
-            score = _world_attribute(self.training_env, "normalised_score")
-            if callable(score):
-                row["eval/normalised_score"] = float(score(row["eval/return_mean"]))
-        self.interval_interventions, self.finished_task_returns = [], []
-        return row
-
-    def _record(self, evaluate: bool = False) -> None:
-        row = {
-            "time/steps": self.steps,
-            "reward/mean": float(np.mean(self.interval_rewards)) if self.interval_rewards else 0.0,
-            "reward/cumulative": self.reward_sum,
-        }
-        if self.is_bandit:
-            row["regret/cumulative"] = self.pseudo_regret
-            row["regret/cumulative_realised"] = self.realised_regret
-            row["regret/optimal_action_rate"] = float(np.mean(self.optimal_plays))
-        elif self.finished_returns:
-            row["reward/episode_return_mean"] = float(np.mean(self.finished_returns))
-        row.update(self._structure_row())
-        row.update(self._intervention_row())
-        if evaluate:
-            row.update(self.evaluate(self.model))
-        self.interval_rewards, self.finished_returns = [], []
-        self.rows.append(row)
-        for key, value in row.items():
-            self.logger.record(key, value)
-        self.logger.dump(self.steps)
-
-
-def _world_attribute(env, name: str):
-    """``name`` from a VecEnv's first env or a gymnasium env (None when absent)."""
-    try:
-        if hasattr(env, "get_attr"):
-            return env.get_attr(name, indices=[0])[0]
-        return env.get_wrapper_attr(name)
-    except (AttributeError, TypeError):
-        return None
-
-
-# --- checkpoints, resume and the non-finite guard ----------------------------------------------
 #: BaseCallback's machinery and MetricsCallback's ground-truth reader: not part of a callback's state
 _CALLBACK_MACHINERY = ("model", "n_calls", "num_timesteps", "verbose", "locals", "globals", "parent", "truth",
                       "evaluate")
@@ -197,12 +41,6 @@ CHECKPOINT_FORMAT = 1
 
 class NonFiniteError(ArithmeticError):
     """A loss, weight, observation or reward became NaN or infinite; the run stopped."""
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    temporary = Path(path).with_name(Path(path).name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
 
 
 def first_nonfinite(values, name: str = "") -> tuple[str, float] | None:

@@ -1,0 +1,1 @@
+"""Named presets shipped with the package (``causalrl run NAME``); see docs/presets.md."""
