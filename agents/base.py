@@ -16,9 +16,14 @@ import cloudpickle
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
+from stable_baselines3.common.callbacks import (
+    BaseCallback,
+    CallbackList,
+    ConvertCallback,
+)
 from stable_baselines3.common.logger import Logger
 from tqdm.auto import tqdm
+
 from causalrl.core.checks import check_int
 
 __all__ = ["BanditAgent"]

@@ -47,6 +47,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch.nn import functional as F
 
+from causalrl.agents.nets import gaussian_log_prob, mlp, squashed_gaussian_log_prob
 from causalrl.core.checks import check_int
 from causalrl.core.stats import adaptive_lasso
 
@@ -54,9 +55,6 @@ __all__ = ["CIP", "ACE", "InverseDynamics", "DISCOVERY_METHODS"]
 
 DISCOVERY_METHODS = ("adaptive-lasso", "direct-lingam")
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-#: SB3's SquashedDiagGaussianDistribution epsilon, so a weight vector of ones gives SAC exactly
-_SQUASH_EPS = 1e-6
 
 
 class InverseDynamics(nn.Module):
@@ -65,11 +63,7 @@ class InverseDynamics(nn.Module):
 
     def __init__(self, n_states: int, n_actions: int, net_arch: tuple[int, ...] = (256, 256)):
         super().__init__()
-        layers, width = [], 2 * n_states
-        for hidden in net_arch:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.body = nn.Sequential(*layers)
+        self.body, width = mlp(2 * n_states, net_arch)
         self.mean = nn.Linear(width, n_actions)
         self.log_std = nn.Linear(width, n_actions)
 
@@ -77,7 +71,7 @@ class InverseDynamics(nn.Module):
         """Per-dimension log q(a_i | s, s'), shape (batch, n_actions)."""
         hidden = self.body(th.cat([observations, next_observations], dim=1).float())  # float64 Box obs too
         mean, log_std = self.mean(hidden), self.log_std(hidden).clamp(LOG_STD_MIN, LOG_STD_MAX)
-        return -0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - _HALF_LOG_2PI
+        return gaussian_log_prob(actions, mean, log_std)
 
 
 class CIP(SAC):
@@ -358,10 +352,8 @@ class CIP(SAC):
         """a ~ pi(.|s) reparameterised, and per-dimension log-probs l_i(a|s) (b.0), as SB3's
         squashed Gaussian computes them before summing."""
         mean, log_std, _ = self.actor.get_action_dist_params(observations)
-        noise = th.randn_like(mean)
-        actions = th.tanh(mean + log_std.exp() * noise)
-        log_probs = -0.5 * noise ** 2 - log_std - _HALF_LOG_2PI - th.log(1 - actions ** 2 + _SQUASH_EPS)
-        return actions, log_probs
+        pre_tanh = mean + log_std.exp() * th.randn_like(mean)
+        return th.tanh(pre_tanh), squashed_gaussian_log_prob(pre_tanh, mean, log_std)
 
     def _empowerment(self, observations, next_observations, actions_pi, log_probs, weights) -> th.Tensor:
         """E_c = H_w[pi(.|s)] - H_w[q(.|s, s')], estimated as

@@ -20,11 +20,11 @@ import math
 import gymnasium as gym
 import numpy as np
 
-from causalrl.core.checks import check_int
 from causalrl.agents.base import BanditAgent
+from causalrl.core.checks import check_int
+from causalrl.core.graph import is_acyclic
 from causalrl.core.mutual_information import ksg_mutual_information_many
 from causalrl.core.scm import arm_chunks, values_and_flow, whole_graph_change_statistic
-from causalrl.core.graph import is_acyclic
 from causalrl.core.stats import ols_covariance_scale
 
 __all__ = [

@@ -28,7 +28,6 @@ Neither reads the reward.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
+
+from causalrl.agents.nets import load_demonstrations, mlp, squashed_gaussian_log_prob
 from causalrl.core.checks import check_int
 
 __all__ = ["DAgger", "HGDAgger", "BCPolicy", "BETA_SCHEDULES"]
@@ -66,12 +67,9 @@ class BCPolicy(BasePolicy):
                          optimizer_kwargs=optimizer_kwargs, squash_output=True)
         self.net_arch = list(net_arch)
         self.activation_fn = activation_fn
-        layers, width = [], int(np.prod(observation_space.shape))
-        for hidden in self.net_arch:
-            layers += [nn.Linear(width, hidden), activation_fn()]
-            width = hidden
+        body, width = mlp(int(np.prod(observation_space.shape)), self.net_arch, activation_fn)
         n_actions = int(np.prod(action_space.shape))
-        self.body = nn.Sequential(nn.Flatten(), *layers)
+        self.body = nn.Sequential(nn.Flatten(), *body)
         self.mean = nn.Linear(width, n_actions)
         self.log_std = nn.Linear(width, n_actions)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
@@ -90,9 +88,7 @@ class BCPolicy(BasePolicy):
         """log pi(a|s) of [-1, 1]-scaled actions (clipped to +-0.999), shape (batch,)."""
         actions = scaled_actions.clamp(-1 + ACTION_CLIP, 1 - ACTION_CLIP)
         mean, log_std = self.distribution_parameters(observations)
-        pre_tanh = th.atanh(actions)
-        gaussian = -0.5 * ((pre_tanh - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-        return (gaussian - th.log(1 - actions ** 2 + 1e-6)).sum(dim=1)
+        return squashed_gaussian_log_prob(th.atanh(actions), mean, log_std).sum(dim=1)
 
     def forward(self, observations: th.Tensor, deterministic: bool = False) -> th.Tensor:
         return self._predict(observations, deterministic)
@@ -209,9 +205,7 @@ class _InteractiveBC(BaseAlgorithm):
                                                       progress_bar)
         callback.on_training_start(locals(), globals())
         if self.demonstrations is not None and self.rounds == 0 and reset_num_timesteps:
-            demonstrations = self.demonstrations
-            if isinstance(demonstrations, str):
-                demonstrations = dict(np.load(demonstrations))
+            demonstrations = load_demonstrations(self.demonstrations)
             self._add_samples(demonstrations["observations"], demonstrations["actions"])
             self._train_bc(self.pretrain_steps)
         while self.num_timesteps < total_timesteps:

@@ -17,7 +17,12 @@ import numpy as np
 
 from causalrl.agents.base import BanditAgent
 from causalrl.core.graph import remove_cycles_by_weight
-from causalrl.core.scm import all_interventions, arm_chunks, values_and_flow, whole_graph_change_statistic
+from causalrl.core.scm import (
+    all_interventions,
+    arm_chunks,
+    values_and_flow,
+    whole_graph_change_statistic,
+)
 from causalrl.core.stats import least_squares
 
 __all__ = ["ExploreThenCommit", "dagma_structure"]

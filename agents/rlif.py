@@ -44,6 +44,8 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 from torch.nn import functional as F
+
+from causalrl.agents.nets import load_demonstrations, mlp
 from causalrl.core.checks import check_int
 
 __all__ = ["RLIF", "RLIFPolicy", "LayerNormCritic"]
@@ -61,12 +63,9 @@ class LayerNormCritic(ContinuousCritic):
         activation = kwargs.get("activation_fn", nn.ReLU)
         self.q_networks = []
         for index in range(self.n_critics):
-            layers, width = [], kwargs["features_dim"] + get_action_dim(self.action_space)
-            for hidden in kwargs["net_arch"]:
-                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), activation()]
-                width = hidden
-            layers.append(nn.Linear(width, 1))
-            network = nn.Sequential(*layers)
+            body, width = mlp(kwargs["features_dim"] + get_action_dim(self.action_space), kwargs["net_arch"], activation,
+                              layer_norm=True)
+            network = nn.Sequential(*body, nn.Linear(width, 1))
             self.add_module(f"qf{index}", network)  # replaces SB3's plain MLP of the same name
             self.q_networks.append(network)
 
@@ -202,8 +201,7 @@ class RLIF(SAC):
     def add_demonstrations(self, demonstrations: dict | str) -> int:
         """Put demonstration transitions into the replay buffer with reward 0 (docs/rlif.md (b)
         "Data"; (g) 4: rewards are never read). Returns the number added."""
-        if isinstance(demonstrations, str):
-            demonstrations = dict(np.load(demonstrations))
+        demonstrations = load_demonstrations(demonstrations)
         observations = np.asarray(demonstrations["observations"], dtype=np.float32)
         next_observations = np.asarray(demonstrations["next_observations"], dtype=np.float32)
         actions = np.clip(self.policy.scale_action(np.asarray(demonstrations["actions"], dtype=np.float32)), -0.999, 0.999)

@@ -28,9 +28,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from csl_ucb_paper import bootstrap_mean_ci, play
+from tqdm.auto import tqdm
 
 ENV_ID = "causalrl/PiecewiseSEMBandit-v0"
 ALGORITHMS = {

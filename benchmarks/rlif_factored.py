@@ -36,10 +36,10 @@ import torch as th
 import yaml
 from stable_baselines3.common.logger import configure
 
-from causalrl.experiment.evaluation import make_evaluator
 from causalrl.core.registry import AGENTS
-from causalrl.experiment.plugins import load_plugins
 from causalrl.core.stats import iqm, stratified_bootstrap_ci
+from causalrl.experiment.evaluation import make_evaluator
+from causalrl.experiment.plugins import load_plugins
 
 
 def preset() -> dict:

@@ -50,10 +50,10 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
-from causalrl.experiment.evaluation import make_evaluator
 from causalrl.core.registry import AGENTS
-from causalrl.experiment.plugins import load_plugins
 from causalrl.core.stats import stratified_bootstrap_ci
+from causalrl.experiment.evaluation import make_evaluator
+from causalrl.experiment.plugins import load_plugins
 
 AGENT_KWARGS = {
     # initial temperature 0.05 as in the rlif-factored preset (the spec's 1.0 keeps the policy near

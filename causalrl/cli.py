@@ -66,7 +66,11 @@ def _command_list(args) -> int:
 
     from causalrl.core.registry import AGENTS, first_line
     from causalrl.experiment.config import _read_source, preset_names
-    from causalrl.experiment.plugins import import_object, load_plugins, registered_env_ids
+    from causalrl.experiment.plugins import (
+        import_object,
+        load_plugins,
+        registered_env_ids,
+    )
 
     load_plugins()
     print("envs:")
@@ -191,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print("causalrl: interrupted", file=sys.stderr)
         return 130
     except ArithmeticError as error:
-        from causalrl.experiment.checkpoints import NonFiniteError  # a run that diverged: the guard's one line, exit 1
+        from causalrl.experiment.checkpoints import (
+            NonFiniteError,  # a run that diverged: the guard's one line, exit 1
+        )
 
         if debug or not isinstance(error, NonFiniteError):
             raise

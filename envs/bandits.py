@@ -20,8 +20,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from causalrl.core.graph import chain_dag, hierarchical_dag, paired_mechanism_weights, topological_order
 from causalrl.core.checks import check_int
+from causalrl.core.graph import (
+    chain_dag,
+    hierarchical_dag,
+    paired_mechanism_weights,
+    topological_order,
+)
 from causalrl.core.metrics import OPTIMAL_TOLERANCE
 from causalrl.core.scm import LinearSEM, action_to_index
 

@@ -14,9 +14,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 import causalrl.envs  # noqa: F401
 from causalrl.agents import ACE, CIP
-from causalrl.experiment.config import AgentConfig, EnvConfig, RunConfig
 from causalrl.core.metrics import structure_metrics
 from causalrl.core.registry import AGENTS
+from causalrl.experiment.config import AgentConfig, EnvConfig, RunConfig
 from causalrl.experiment.runner import run
 
 SMALL = dict(policy_kwargs={"net_arch": [32, 32]}, inverse_model_arch=(32, 32), batch_size=64, learning_starts=100,

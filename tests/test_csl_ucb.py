@@ -10,6 +10,7 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common.callbacks import BaseCallback
 
 import causalrl.agents  # noqa: F401  (registers the agents)
 import causalrl.envs  # noqa: F401  (registers the envs)
@@ -23,11 +24,13 @@ from causalrl.agents.csl_ucb import (
     score_arms,
 )
 from causalrl.agents.ucb import UCB
-from causalrl.core.mutual_information import ksg_mutual_information, ksg_mutual_information_many
+from causalrl.core.mutual_information import (
+    ksg_mutual_information,
+    ksg_mutual_information_many,
+)
 from causalrl.core.registry import AGENTS
 from causalrl.core.scm import all_interventions
 from causalrl.envs.bandits import make_instance
-from stable_baselines3.common.callbacks import BaseCallback
 
 
 class _Record(BaseCallback):

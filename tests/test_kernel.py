@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 
 from causalrl.core.graph import (
-    GraphError, ancestors, chain_dag, hierarchical_dag, is_acyclic, paired_mechanism_weights, parents,
-    remove_cycles_by_weight, topological_order, validate_adjacency,
+    GraphError,
+    ancestors,
+    chain_dag,
+    hierarchical_dag,
+    is_acyclic,
+    paired_mechanism_weights,
+    parents,
+    remove_cycles_by_weight,
+    topological_order,
+    validate_adjacency,
 )
 from causalrl.core.metrics import structure_metrics
 from causalrl.core.scm import LinearSEM, action_to_index, all_interventions, reward_flow

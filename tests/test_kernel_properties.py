@@ -5,11 +5,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from causalrl.core.graph import (
-    hierarchical_dag, is_acyclic, paired_mechanism_weights, random_upper_triangular_dag, remove_cycles_by_weight,
+    hierarchical_dag,
+    is_acyclic,
+    paired_mechanism_weights,
+    random_upper_triangular_dag,
+    remove_cycles_by_weight,
     topological_order,
 )
 from causalrl.core.metrics import structure_metrics
-from causalrl.core.scm import LinearSEM, action_to_index, all_interventions, propagate, reward_flow
+from causalrl.core.scm import (
+    LinearSEM,
+    action_to_index,
+    all_interventions,
+    propagate,
+    reward_flow,
+)
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 seeds = st.integers(0, 2**31 - 1)

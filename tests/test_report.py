@@ -11,8 +11,8 @@ import pytest
 import scipy.stats
 import yaml
 
-from causalrl.experiment.report import write_report
 from causalrl.core.stats import iqm, stratified_bootstrap_ci
+from causalrl.experiment.report import write_report
 
 
 def test_iqm_is_the_mean_of_the_middle_half():

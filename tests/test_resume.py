@@ -28,8 +28,8 @@ import yaml
 from causalrl.cli import main
 from causalrl.experiment.config import load_experiment
 from causalrl.experiment.report import find_runs
-from causalrl.experiment.runner import run
 from causalrl.experiment.rundir import is_complete
+from causalrl.experiment.runner import run
 
 BANDIT = {"total_steps": 800, "log_interval": 50, "checkpoint_interval": 100,
           "env": {"id": "causalrl/LinearSEMBandit-v0", "n_nodes": 6, "instance_seed": 0, "horizon": 800}}

@@ -13,11 +13,11 @@ from stable_baselines3.common.logger import configure
 
 from causalrl.agents.dagger import DAgger, HGDAgger
 from causalrl.agents.rlif import RLIF
-from causalrl.experiment.callbacks import MetricsCallback
 from causalrl.core.protocols import Expert
 from causalrl.envs.experts import LQRExpert, PolicyExpert, evaluate_expert
 from causalrl.envs.factored import FactoredLQR
 from causalrl.envs.intervention import InterventionWrapper
+from causalrl.experiment.callbacks import MetricsCallback
 
 SMALL_RLIF = {"learning_starts": 20, "batch_size": 32, "n_critics": 4, "policy_kwargs": {"net_arch": [32, 32]}}
 SMALL_BC = {"round_steps": 50, "gradient_steps": 20, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -312,8 +312,8 @@ def test_rlif_learns_past_the_weak_expert_from_its_takeovers_alone():
     learner, evaluated alone, outscores the weak expert that intervenes (0.30) by a wide margin
     (pilot on this seed: 0.99 at 4k steps), and the intervention rate falls (pilot: 0.66 in the
     first 1k steps, 0.24 in the fourth)."""
-    from causalrl.experiment.evaluation import EVAL_SEED
     from causalrl.envs.experts import LQR_EXPERT_SCORES
+    from causalrl.experiment.evaluation import EVAL_SEED
 
     env = gym.make("causalrl/FactoredLQRIntervention-v0", expert_level="weak", delta=3.0, takeover_steps=4)
     wrapper = env.unwrapped.wrapped

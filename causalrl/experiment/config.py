@@ -243,7 +243,11 @@ def _typed(raw: dict, key: str, kind, default, check=None, hint: str = ""):
 
 def validate(raw: dict) -> list[RunConfig]:
     """Typed run configs (one per agent) from a raw mapping whose overrides are applied."""
-    from causalrl.experiment.plugins import PluginError, resolve_agent, resolve_env_class
+    from causalrl.experiment.plugins import (
+        PluginError,
+        resolve_agent,
+        resolve_env_class,
+    )
 
     for key in raw:
         if key not in TOP_LEVEL_KEYS:

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from causalrl.experiment.config import ConfigError
 from causalrl.core.stats import iqm, stratified_bootstrap_ci
+from causalrl.experiment.config import ConfigError
 
 __all__ = ["RunRecord", "Group", "Report", "find_runs", "group_runs", "write_report", "MAIN_METRICS", "CURVE_PANELS"]
 

@@ -26,18 +26,39 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
-from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.logger import filter_excluded_keys
+from stable_baselines3.common.logger import (
+    CSVOutputFormat,
+    HumanOutputFormat,
+    Logger,
+    TensorBoardOutputFormat,
+    filter_excluded_keys,
+)
 from stable_baselines3.common.utils import set_random_seed
 
 from causalrl.experiment.callbacks import MetricsCallback
-from causalrl.experiment.checkpoints import (CheckpointCallback, NonFiniteError, latest_checkpoint, load_checkpoint,
-                                             restore_run_state)
+from causalrl.experiment.checkpoints import (
+    CheckpointCallback,
+    NonFiniteError,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_run_state,
+)
 from causalrl.experiment.config import ConfigError, RunConfig, load_experiment, to_yaml
 from causalrl.experiment.evaluation import make_evaluator
 from causalrl.experiment.plots import plot_bandit_runs
-from causalrl.experiment.plugins import import_object, is_import_path, load_plugins, resolve_agent
-from causalrl.experiment.rundir import is_complete, process_alive, read_status, write_json_atomic, write_text_atomic
+from causalrl.experiment.plugins import (
+    import_object,
+    is_import_path,
+    load_plugins,
+    resolve_agent,
+)
+from causalrl.experiment.rundir import (
+    is_complete,
+    process_alive,
+    read_status,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 __all__ = ["RunResult", "run", "resume", "build_env", "build_agent", "read_run_config"]
 

@@ -52,7 +52,13 @@ from typing import Any, Callable
 
 import yaml
 
-from causalrl.experiment.config import ConfigError, RunConfig, _apply_overrides, _read_source, validate
+from causalrl.experiment.config import (
+    ConfigError,
+    RunConfig,
+    _apply_overrides,
+    _read_source,
+    validate,
+)
 from causalrl.experiment.rundir import is_complete, write_json_atomic, write_text_atomic
 
 __all__ = [

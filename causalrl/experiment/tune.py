@@ -52,11 +52,23 @@ from typing import Any
 
 import yaml
 
-from causalrl.experiment.config import ConfigError, RunConfig, _apply_overrides, validate
+from causalrl.experiment.config import (
+    ConfigError,
+    RunConfig,
+    _apply_overrides,
+    validate,
+)
 from causalrl.experiment.rundir import process_alive, write_json_atomic
 from causalrl.experiment.sweep import (
-    DEFAULT_SEED_OVERRIDES, Progress, _format, _seeds, _string_list, read_spec, resolve_base,
-    run_trial, seeded_overrides,
+    DEFAULT_SEED_OVERRIDES,
+    Progress,
+    _format,
+    _seeds,
+    _string_list,
+    read_spec,
+    resolve_base,
+    run_trial,
+    seeded_overrides,
 )
 
 __all__ = ["TuneSpec", "TuneOutcome", "load_tune", "run_tune", "TUNE_KEYS"]
