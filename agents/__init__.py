@@ -12,7 +12,7 @@ from causalrl.core.registry import AGENTS
 
 #: registry name -> (module:Class, one-line summary); the summaries are what `causalrl list` prints
 BUILTIN_AGENTS = {
-    # causal bandits (docs/csl-ucb.md, docs/bandit-baselines.md)
+    # causal bandits (docs/csl-ucb.md, docs/bandits.md)
     "ucb": ("causalrl.agents.ucb:UCB", "UCB over all 2^N interventions, blind to the graph (Auer et al. 2002)."),
     "linsem-ts-oracle": ("causalrl.agents.linsem:LinSEMTS",
                          "ORACLE: LinSEM-TS, Thompson sampling on the true graph (Varici et al. 2022, arXiv:2203.05558)."),
@@ -32,6 +32,10 @@ BUILTIN_AGENTS = {
             "CIP: SAC with causal information prioritisation (Cao et al. 2025, arXiv:2502.10097)."),
     "ace": ("causalrl.agents.cip:ACE",
             "ACE: SAC with causality-aware weighted entropy and dormancy reset (Ji et al. 2024, arXiv:2402.14528)."),
+    "sac-delayed": ("causalrl.agents.cip:DelayedSAC",
+                    "SAC with CIP's schedule (actor and temperature every 2nd update): CIP's like-for-like baseline."),
+    "cip-no-empowerment": ("causalrl.agents.cip:CIPNoEmpowerment",
+                           "CIP ablation: causal weights and counterfactual augmentation, no empowerment term."),
     # RLIF and interactive imitation baselines (docs/rlif.md)
     "rlif": ("causalrl.agents.rlif:RLIF",
              "RLIF: off-policy RL whose reward is the expert's decision to intervene (Luo et al. 2024, arXiv:2311.12996)."),
@@ -47,6 +51,7 @@ _EXPORTS = {
     "LinSEMUCB": "causalrl.agents.linsem", "CSLUCB": "causalrl.agents.csl_ucb",
     "CSLUCBNoDetection": "causalrl.agents.csl_ucb", "CSLUCBGraphDetection": "causalrl.agents.csl_ucb",
     "ExploreThenCommit": "causalrl.agents.explore_commit", "CIP": "causalrl.agents.cip", "ACE": "causalrl.agents.cip",
+    "DelayedSAC": "causalrl.agents.cip", "CIPNoEmpowerment": "causalrl.agents.cip",
     "RLIF": "causalrl.agents.rlif", "DAgger": "causalrl.agents.dagger", "HGDAgger": "causalrl.agents.dagger",
 }
 __all__ = list(_EXPORTS)

@@ -2,13 +2,14 @@
 update loop, so the runner, SB3 callbacks and SB3 loggers treat bandits and RL agents alike.
 
 Subclasses implement ``_setup()`` (state), ``_select_action()`` and ``_update(action,
-observation, reward)``, plus ``_greedy_action()`` for ``predict``.
+observation, reward)``, plus ``_greedy_action()`` for ``predict``. ``observe`` is the public
+update, for plain gymnasium loops (``predict`` -> ``env.step`` -> ``observe``).
 """
 
 from __future__ import annotations
 
-import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from stable_baselines3.common.logger import Logger
 from tqdm.auto import tqdm
 
 from causalrl.core.checks import check_int
+from causalrl.core.safe_pickle import safe_load
 
 __all__ = ["BanditAgent"]
 
@@ -87,9 +89,10 @@ class BanditAgent:
     @property
     def logger(self) -> Logger:
         if self._logger is None:
-            from stable_baselines3.common.logger import configure
+            # a folder-less logger (SB3's configure(None) would create a temp folder per agent)
+            from stable_baselines3.common.logger import HumanOutputFormat
 
-            self._logger = configure(None, ["stdout"] if self.verbose else [])
+            self._logger = Logger(None, [HumanOutputFormat(sys.stdout)] if self.verbose else [])
         return self._logger
 
     def set_logger(self, logger: Logger) -> None:
@@ -146,8 +149,7 @@ class BanditAgent:
             callback.on_rollout_start()
             action = np.asarray(self._select_action(), dtype=np.int8)
             observation, reward, terminated, truncated, info = self.env.step(action)
-            self.num_timesteps += 1
-            self._update(action, np.asarray(observation, dtype=float), float(reward))
+            self.observe(action, observation, reward, info)
             infos, rewards, new_obs = [info], np.array([reward]), np.asarray(observation)[None]
             actions, dones = action[None], np.array([terminated or truncated])
             bar.update(1)
@@ -162,6 +164,22 @@ class BanditAgent:
         callback.on_training_end()
         return self
 
+    def observe(self, action, observation, reward, info=None) -> None:
+        """Learn from one round played outside ``learn``: the plain gymnasium loop
+        ``action, _ = agent.predict(obs)``, ``obs, reward, *_, info = env.step(action)``,
+        ``agent.observe(action, obs, reward, info)`` plays exactly the rounds ``learn`` plays (same
+        seed, same actions). Call it once after each stochastic ``predict``."""
+        self.num_timesteps += 1
+        self._update(np.asarray(action, dtype=np.int8), np.asarray(observation, dtype=float), float(reward))
+
+    def declared_horizon(self, horizon: int | None = None) -> int | None:
+        """The number of rounds the agent plans for: ``horizon`` when given, else the env's
+        declared ``horizon`` attribute (None when it declares none)."""
+        if horizon is not None:
+            return check_int(horizon, "horizon")
+        declared = getattr(getattr(self.env, "unwrapped", self.env), "horizon", None)
+        return int(declared) if isinstance(declared, (int, np.integer)) and declared > 0 else None
+
     def get_parameters(self) -> dict[str, np.ndarray]:
         """The agent's numeric arrays by attribute name (SB3's name for the learned state; the
         runner checks them for NaN/inf)."""
@@ -170,8 +188,9 @@ class BanditAgent:
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the agent's whole state (a pickle inside a zip, like SB3: load only files you
-        trust). The env is not saved; pass it to ``load``."""
+        """Write the agent's whole state (a pickle inside a zip, like SB3; ``load`` reads it
+        through an allowlist of numpy types, so a planted pickle runs no code). The env is not
+        saved; pass it to ``load``."""
         state = {key: value for key, value in self.__dict__.items() if key not in _NOT_SAVED}
         meta = {"class": type(self).__name__, "module": type(self).__module__, "format": 1}
         path = Path(path)
@@ -196,7 +215,7 @@ class BanditAgent:
         try:
             with zipfile.ZipFile(path) as archive:
                 meta = json.loads(archive.read("meta.json"))
-                state = cloudpickle.load(io.BytesIO(archive.read("data.pkl")))
+                state = safe_load(archive.read("data.pkl"), class_packages=("causalrl.core", "causalrl.agents"))
         except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
             raise ValueError(f"{path}: not a causalrl bandit agent file ({error}); pass a file written by save()") from None
         if meta.get("class") != cls.__name__:

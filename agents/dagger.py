@@ -345,4 +345,12 @@ class HGDAgger(_InteractiveBC):
         return None
 
     def _require_expert(self):  # the wrapper gates and acts; the expert itself is not called here
+        try:
+            strategy = self.env.get_attr("strategy", indices=[0])[0] if self.env is not None else None
+        except AttributeError:
+            strategy = None
+        if strategy == "none":
+            raise ValueError("env: HG-DAgger learns from the expert's takeovers, but the intervention strategy is "
+                             "'none' (the expert never takes over); use strategy='value', 'distance' or 'random', "
+                             "or DAgger")
         return self.expert

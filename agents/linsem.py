@@ -118,19 +118,25 @@ class LinSEMUCB(_OracleParentsLinearModel):
         confidence_width: beta. None (default) uses the Abbasi-Yadkori width with delta = 1/T^2,
             d = the largest in-degree, m = m_B = 1:
             ``sqrt(2 log(1/delta) + d log(1 + T/d)) + 1``.
+        horizon: T for the default width. None (default) reads the env's declared ``horizon``,
+            so the width never depends on how ``learn`` is called.
     """
 
     def __init__(self, policy, env, seed=None, verbose=0, noise_mean=1.0, noise_std=1.0,
-                 confidence_width: float | None = None):
+                 confidence_width: float | None = None, horizon: int | None = None):
         if confidence_width is not None and not confidence_width >= 0:
             raise ValueError(f"confidence_width: must be >= 0 or null, got {confidence_width}")
         self.confidence_width = confidence_width
+        self._horizon_argument = horizon
         super().__init__(policy, env, seed, verbose, noise_mean, noise_std)
+        self.horizon = self.declared_horizon(horizon)
+        if self.horizon is None and confidence_width is None:
+            raise ValueError("horizon: the env declares no `horizon`; pass horizon=T (or confidence_width)")
 
     def _beta(self) -> float:
         if self.confidence_width is not None:
             return self.confidence_width
-        horizon = max(self._total_timesteps, 2)
+        horizon = max(self.horizon, 2)
         degree = max(int(self.parent_masks.sum(axis=1).max()), 1)
         return float(np.sqrt(2 * np.log(horizon**2) + degree * np.log(1 + horizon / degree)) + 1.0)
 

@@ -22,6 +22,18 @@ replay buffer. What is stored (docs/rlif.md (b) "Data", (g) 1-3, intended behavi
 expert block only the last transition is kept, and the final transition of every episode is
 dropped ((g) 2 and 3).
 
+An env without the intervention ``info`` keys is refused at its first step (RLIF would
+otherwise learn from all-zero rewards). The replay buffer is not part of ``save()`` (as in SB3;
+``save_replay_buffer`` / ``load_replay_buffer`` keep it): after ``RLIF.load(...)``,
+``learn(..., reset_num_timesteps=False)`` refills it, and updates wait until it holds a
+transition (the one-step labelling lag leaves it empty at the first step).
+
+Judge diagnostics go to the SB3 logger, averaged over each logging interval: ``judge/takeover_rate``
+(share of learner-controlled steps at which the expert took over), ``judge/bad_rate`` (share of
+judged learner actions the value or distance test found bad), ``judge/q_gap_mean`` (mean
+Q(s, a_ref) - Q(s, a_pi) of the value test) and ``judge/delta`` (the wrapper's delta, also
+when calibrated by ``delta="auto"``).
+
 The learner is RLPD-style SAC (docs/rlif.md (b) table): a tanh-Gaussian actor; an ensemble of
 ``n_critics`` Q networks with LayerNorm; a target that is the minimum over a random subset of
 ``n_target_critics`` target critics, with no entropy term; ``utd_ratio`` critic updates per env
@@ -196,7 +208,7 @@ class RLIF(SAC):
             self.add_demonstrations(self.demonstrations)
 
     def _excluded_save_params(self) -> list[str]:
-        return super()._excluded_save_params() + ["demonstrations", "_pending_transition"]
+        return super()._excluded_save_params() + ["demonstrations", "_pending_transition", "_judge_delta"]
 
     def add_demonstrations(self, demonstrations: dict | str) -> int:
         """Put demonstration transitions into the replay buffer with reward 0 (docs/rlif.md (b)
@@ -229,6 +241,10 @@ class RLIF(SAC):
         """Label and store with a one-step lag (module docstring). ``reward`` (the env's task
         reward) is never read."""
         info = infos[0]
+        if "intervened" not in info or "intervention_started" not in info:
+            raise ValueError("env: RLIF learns from takeovers but the env's info has no 'intervened' / "
+                             "'intervention_started'; wrap it in causalrl.envs.intervention.InterventionWrapper")
+        self._record_judge(info)
         executed = info.get("executed_action")
         if executed is not None:  # docs/rlif.md (b) 3: expert steps store the executed action
             buffer_action = np.clip(self.policy.scale_action(np.asarray(executed, dtype=np.float32)), -1.0, 1.0)
@@ -259,8 +275,32 @@ class RLIF(SAC):
         self._last_obs = new_obs
         self._last_original_obs = new_obs
 
+    def _record_judge(self, info: dict) -> None:
+        """Judge diagnostics of this step (module docstring), averaged per logging interval."""
+        if not getattr(self, "_logger", None):
+            return
+        learner_step = info["intervention_started"] or not info["intervened"]
+        if learner_step:
+            self.logger.record_mean("judge/takeover_rate", float(info["intervention_started"]))
+        if not info.get("judged"):
+            return
+        self.logger.record_mean("judge/bad_rate", float(info.get("judged_bad", False)))
+        gap = info.get("q_gap")
+        if gap is None or not np.isfinite(gap):
+            return  # the distance gate has no Q gap
+        self.logger.record_mean("judge/q_gap_mean", float(gap))
+        if getattr(self, "_judge_delta", None) is None:
+            try:
+                self._judge_delta = float(self.env.get_attr("delta", indices=[0])[0])
+            except (AttributeError, TypeError, ValueError):
+                self._judge_delta = float("nan")
+        if np.isfinite(self._judge_delta):
+            self.logger.record("judge/delta", self._judge_delta)
+
     # --- updates (docs/rlif.md (b) "Critic update", "Actor and temperature updates") ----------------
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        if self.replay_buffer.size() == 0:  # after load(): the first transition is stored one step late
+            return
         self.policy.set_training_mode(True)
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         if self.ent_coef_optimizer is not None:

@@ -1,4 +1,4 @@
-"""Long CIP benchmark: CIP vs ACE vs SAC on TwinReacher and
+"""Long CIP benchmark: CIP vs ACE vs SAC vs SAC with CIP's actor schedule (sac-delayed) on TwinReacher and
 HalfCheetahDistractors, 100k env steps x 5 seeds by default. Sized for a bigger machine; on a
 laptop run a smoke version (``--steps 500 --seeds 1``).
 
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..n-1")
-    parser.add_argument("--agents", nargs="+", default=["cip", "ace", "sac"])
+    parser.add_argument("--agents", nargs="+", default=["cip", "ace", "sac", "sac-delayed"])
     parser.add_argument("--envs", nargs="+", default=DEFAULT_ENVS)
     parser.add_argument("--discovery-interval", type=int, default=10_000,
                         help="K = N_c; capped at half the run so a short run still discovers")

@@ -14,9 +14,18 @@ Detection scoring (our definitions, printed with the table):
   * every other detection is a *false alarm*, reported per 1000 rounds in which the detector
     runs (t > 200).
 
-    python benchmarks/csl_ucb_nonstationary.py [--instances 20] [--workers 2] [--tolerance 500]
+  * false alarms on *stationary* worlds: the column detector forced on (``change_detection=
+    "column"``) in ``causalrl/LinearSEMBandit-v0`` at each N of ``--stationary-nodes``, T = 1500,
+    every alarm false, per 1000 rounds in which the detector runs (1300 per run).
 
-Writes runs/benchmarks/csl_ucb_nonstationary/results.json and regret.png.
+CSL-UCB here is the registered ``csl-ucb``: the piecewise world declares itself
+(``piecewise_stationary = True``) and ``change_detection="auto"`` turns the column detector on.
+
+    python benchmarks/csl_ucb_nonstationary.py [--instances 20] [--workers 2] [--tolerance 500]
+        [--stationary-nodes 10 15 18] [--stationary-instances 10 6 3] [--false-alarms-only]
+
+Writes runs/benchmarks/csl_ucb_nonstationary/results.json (false_alarms.json with
+--false-alarms-only) and regret.png.
 """
 
 from __future__ import annotations
@@ -73,6 +82,32 @@ def score_detections(detections, change_points, columns_per_change, horizon, tol
     }
 
 
+def stationary_false_alarms(node_counts, instance_counts, workers: int, horizon: int = 1500) -> dict:
+    """The column detector forced on in stationary worlds: every alarm is false."""
+    if len(instance_counts) != len(node_counts):
+        raise ValueError("--stationary-instances: give one count per --stationary-nodes value")
+    tasks = [(n_nodes, seed) for n_nodes, count in zip(node_counts, instance_counts) for seed in range(count)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(play, "csl-ucb", seed, n_nodes, horizon, "causalrl/LinearSEMBandit-v0", None,
+                               {"change_detection": "column"}) for n_nodes, seed in tasks]
+        runs = [future.result() | {"nodes": n_nodes} for future, (n_nodes, _) in
+                zip(tqdm(futures, desc="stationary runs", unit="run"), tasks)]
+    table = {}
+    print(f"\nFalse alarms of the column detector on stationary worlds (T={horizon}, detection after round "
+          f"{DETECT_AFTER}, agent seed 0)")
+    print(f"{'N':>3} {'instances':>9} {'alarms':>6} {'per 1000 rounds':>15} {'runs with alarms':>16} {'s/inst':>7}")
+    for n_nodes in node_counts:
+        chosen = [r for r in runs if r["nodes"] == n_nodes]
+        alarms = sum(len(r["detections"]) for r in chosen)
+        rate = 1000 * alarms / (len(chosen) * (horizon - DETECT_AFTER))
+        table[n_nodes] = {"instances": len(chosen), "alarms": alarms, "per_1000_rounds": rate,
+                          "runs_with_alarms": sum(bool(r["detections"]) for r in chosen),
+                          "seconds_median": float(np.median([r["seconds"] for r in chosen]))}
+        print(f"{n_nodes:>3} {len(chosen):>9} {alarms:>6} {rate:>15.3f} {table[n_nodes]['runs_with_alarms']:>16} "
+              f"{table[n_nodes]['seconds_median']:>7.2f}")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=20)
@@ -84,9 +119,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS))
     parser.add_argument("--output", type=Path, default=Path("runs/benchmarks/csl_ucb_nonstationary"))
+    parser.add_argument("--stationary-nodes", type=int, nargs="+", default=[10, 15, 18])
+    parser.add_argument("--stationary-instances", type=int, nargs="+", default=[10, 6, 3],
+                        help="instances per N of --stationary-nodes")
+    parser.add_argument("--false-alarms-only", action="store_true")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     env_kwargs = {"change_points": args.change_points, "columns_per_change": args.columns_per_change}
+    false_alarms = stationary_false_alarms(args.stationary_nodes, args.stationary_instances, args.workers)
+    if args.false_alarms_only:
+        (args.output / "false_alarms.json").write_text(json.dumps(false_alarms, indent=1) + "\n")
+        print(f"wrote {args.output}/false_alarms.json")
+        return
 
     tasks = [(label, seed) for seed in range(args.instances) for label in args.algorithms]
     results = []
@@ -138,7 +182,8 @@ def main() -> None:
               f"{(f'{false_rate:.3f}' if false_rate is not None else '-'):>10} {entry['seconds_median']:>7.2f}")
 
     meta = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
-    (args.output / "results.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": results}) + "\n")
+    (args.output / "results.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": results,
+                                                          "stationary_false_alarms": false_alarms}) + "\n")
 
     import matplotlib
 

@@ -39,9 +39,9 @@ def play(algorithm: str, instance_seed: int, n_nodes: int, horizon: int,
     for agents that detect changes, its detections."""
     import gymnasium as gym
 
-    from causalrl.experiment.callbacks import MetricsCallback
     from causalrl.core.registry import AGENTS
-from causalrl.experiment.plugins import load_plugins
+    from causalrl.experiment.callbacks import MetricsCallback
+    from causalrl.experiment.plugins import load_plugins
 
     load_plugins()
     env = gym.make(env_id, n_nodes=n_nodes, instance_seed=instance_seed, horizon=horizon, **(env_kwargs or {}))

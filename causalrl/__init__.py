@@ -8,6 +8,25 @@ One import namespace, in layers (imports point down only; docs/architecture.md):
   learners; they use the kernel and never each other;
 - ``causalrl.experiment``: configs, the runner, sweeps, tuning, reports and plots;
 - ``causalrl.cli``: the ``causalrl`` command.
+
+The Python API mirrors the commands: ``causalrl.run``, ``causalrl.sweep``, ``causalrl.tune``,
+``causalrl.report`` and ``causalrl.graph`` (``causalrl.experiment.api``). They are imported on
+first use, so ``import causalrl`` stays light (no torch).
 """
 
 __version__ = "0.2.0"
+
+_API = ("run", "sweep", "tune", "report", "graph", "configs", "Result", "Results")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from causalrl.experiment import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'causalrl' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_API])

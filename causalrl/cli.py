@@ -1,4 +1,4 @@
-"""``causalrl`` command line: run | list | sweep | tune | report (docs/cli.md).
+"""``causalrl`` command line: run | list | sweep | tune | report | graph (docs/cli.md).
 
 Errors in what the user gave (config, overrides, graphs, files) print one line
 ``causalrl: error: ...`` and exit with status 2; a run stopped by a NaN/inf prints one line and
@@ -16,7 +16,8 @@ import yaml
 
 __all__ = ["main"]
 
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, yaml.YAMLError)
+# OSError: a folder that cannot be created or written (permissions, a file in the way, a full disk)
+USER_ERRORS = (ValueError, KeyError, OSError, yaml.YAMLError)
 
 
 def _error_text(error: BaseException) -> str:
@@ -117,9 +118,17 @@ def _command_tune(args) -> int:
 def _command_report(args) -> int:
     from causalrl.experiment.report import write_report
 
-    report = write_report(args.dirs, out=args.out, reps=args.reps)
+    report = write_report(args.dirs, out=args.out, reps=args.reps, progress=not args.no_progress)
     print(report.text)
     print(f"report: {report.markdown}  tables: {report.csv}  plots: {', '.join(str(p) for p in report.plots)}")
+    return 0
+
+
+def _command_graph(args) -> int:
+    from causalrl.experiment.graphs import redraw_graph
+
+    for path in redraw_graph(args.run_dir, checkpoint=args.checkpoint, out=args.out, dot=args.dot):
+        print(path)
     return 0
 
 
@@ -165,7 +174,15 @@ def _parser() -> argparse.ArgumentParser:
     report_parser.add_argument("dirs", nargs="+", help="run directories, sweep directories or any folders holding them")
     report_parser.add_argument("--out", default=None, help="output folder (default: DIR/report for one DIR, else ./report)")
     report_parser.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    report_parser.add_argument("--no-progress", action="store_true", help="hide the progress line")
     report_parser.set_defaults(handler=_command_report)
+    graph_parser = commands.add_parser("graph", help="draw a run's learned causal graph over the true one (graph.png, DOT)")
+    graph_parser.add_argument("run_dir", help="a run directory of an agent with a learned structure")
+    graph_parser.add_argument("--checkpoint", default=None,
+                              help="the step to draw (a checkpoint step listed in structure.jsonl; default: the last)")
+    graph_parser.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/graph.png, graph_step<N>.png for earlier steps)")
+    graph_parser.add_argument("--dot", action="store_true", help="also write the graph as Graphviz DOT beside the PNG")
+    graph_parser.set_defaults(handler=_command_graph)
     return parser
 
 

@@ -39,6 +39,8 @@ _register("causalrl/PiecewiseSEMBandit-v0", "causalrl.envs.bandits:PiecewiseSEMB
 _register("causalrl/FactoredLQR-v0", "causalrl.envs.factored:FactoredLQR", disable_env_checker=True)
 _register("causalrl/FactoredNonlinear-v0", "causalrl.envs.factored:FactoredNonlinear", disable_env_checker=True)
 _register("causalrl/TwinReacher-v0", "causalrl.envs.twin_reacher:TwinReacher", disable_env_checker=True)
+_register("causalrl/TwinReacherPlain-v0", "causalrl.envs.twin_reacher:TwinReacher", disable_env_checker=True,
+          kwargs={"distance": "plain", "distance_weight": 1.0})
 _register("causalrl/HalfCheetahDistractors-v0", "causalrl.envs.wrappers:DistractorVariant", disable_env_checker=True,
           kwargs={"env_id": "HalfCheetah-v5"})
 _register("causalrl/HopperDistractors-v0", "causalrl.envs.wrappers:DistractorVariant", disable_env_checker=True,

@@ -28,11 +28,64 @@ from causalrl.core.graph import (
     topological_order,
 )
 from causalrl.core.metrics import OPTIMAL_TOLERANCE
-from causalrl.core.scm import LinearSEM, action_to_index
+from causalrl.core.scm import (
+    MAX_ENUMERATED_NODES,
+    LinearSEM,
+    action_to_index,
+    arm_chunks,
+)
 
-__all__ = ["LinearSEMBandit", "PiecewiseSEMBandit", "make_instance"]
+__all__ = ["LinearSEMBandit", "PiecewiseSEMBandit", "check_instance_arguments", "make_instance"]
 
 GENERATORS = ("paper", "hierarchical", "chain")
+#: expected values above this (in absolute value) are refused: their squares, which every learner
+#: forms (Gram matrices, variances), would overflow float64
+VALUE_LIMIT = 1e100
+
+
+def _check_real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: must be a number, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    return float(value)
+
+
+def check_instance_arguments(n_nodes, instance_seed, generator, edge_prob, weight_low, weight_high,
+                             noise_mean, noise_std, nodes_per_layer, generated: bool = True) -> None:
+    """One-line ValueErrors (naming the field and the fix) for the generator's arguments."""
+    if generated:
+        check_int(n_nodes, "n_nodes")
+        if n_nodes > MAX_ENUMERATED_NODES:
+            raise ValueError(
+                f"n_nodes: at most {MAX_ENUMERATED_NODES}; the world and its learners enumerate all 2^N "
+                f"interventions (N={n_nodes} is {1 << n_nodes:,} arms: minutes and GBs), use n_nodes <= {MAX_ENUMERATED_NODES}"
+            )
+        if instance_seed is None:
+            raise ValueError("instance_seed: give an integer; None would draw a different, unrecorded instance on every call")
+        check_int(instance_seed, "instance_seed", minimum=0)
+        if generator not in GENERATORS:
+            raise ValueError(f"generator: unknown {generator!r}; choose one of {', '.join(GENERATORS)}")
+        if not 0.0 <= _check_real(edge_prob, "edge_prob") <= 1.0:
+            raise ValueError(f"edge_prob: a probability, must be in [0, 1], got {edge_prob}")
+        low, high = _check_real(weight_low, "weight_low"), _check_real(weight_high, "weight_high")
+        if not 0.0 <= low <= high:
+            raise ValueError(f"weight_low, weight_high: need 0 <= weight_low <= weight_high (|w| ~ U(low, high)), got {low}, {high}")
+        if high > VALUE_LIMIT ** (1.0 / max(n_nodes, 1)):
+            raise ValueError(
+                f"weight_high: {high:g} lets path products overflow over N={n_nodes} nodes; "
+                f"use weight_high <= {VALUE_LIMIT ** (1.0 / max(n_nodes, 1)):.3g}"
+            )
+        check_int(nodes_per_layer, "nodes_per_layer")
+    for name, value in (("noise_mean", noise_mean), ("noise_std", noise_std)):
+        try:
+            array = None if isinstance(value, str) else np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            array = None
+        if array is None or not np.all(np.isfinite(array)) or np.any(np.abs(array) > VALUE_LIMIT):
+            raise ValueError(f"{name}: must be finite numbers of magnitude <= {VALUE_LIMIT:g}, got {value!r}")
+    if np.any(np.asarray(noise_std, dtype=float) < 0):
+        raise ValueError(f"noise_std: must be >= 0, got {noise_std!r}")
 
 
 def make_instance(
@@ -51,6 +104,8 @@ def make_instance(
     """Build the ground-truth SEM of one bandit instance."""
     if (observational_weights is None) != (interventional_weights is None):
         raise ValueError("observational_weights/interventional_weights: give both matrices or neither")
+    check_instance_arguments(n_nodes, instance_seed, generator, edge_prob, weight_low, weight_high,
+                             noise_mean, noise_std, nodes_per_layer, generated=observational_weights is None)
     if observational_weights is None:
         rng = np.random.default_rng(instance_seed)
         if generator == "paper":
@@ -86,9 +141,15 @@ class LinearSEMBandit(gym.Env):
         noise_mean, noise_std: nu and sigma of the Gaussian noise (scalars or length-N).
         horizon: rounds per episode (the episode is truncated there).
         observational_weights, interventional_weights: user-given B and B' (N x N).
+
+    Attributes:
+        piecewise_stationary: False; worlds whose mechanisms change over time declare True, and
+            CSL-UCB's ``change_detection="auto"`` switches its change detector on from it.
+        horizon: the declared number of rounds (agents with a schedule read it).
     """
 
     metadata = {"render_modes": []}
+    piecewise_stationary = False
 
     def __init__(
         self,
@@ -123,8 +184,26 @@ class LinearSEMBandit(gym.Env):
         self.round = 0
 
     def _set_instance(self, sem: LinearSEM) -> None:
+        if sem.n_nodes > MAX_ENUMERATED_NODES:
+            raise ValueError(
+                f"observational_weights: at most {MAX_ENUMERATED_NODES} nodes; the world enumerates all 2^N "
+                f"interventions (N={sem.n_nodes} is {1 << sem.n_nodes:,} arms), give N <= {MAX_ENUMERATED_NODES}"
+            )
+        # mu_a of all 2^N arms (arm k = bits of k), chunk by chunk: only the reward column is kept
+        # (2^N floats), never the whole (2^N, N) array of expected values
+        rewards, largest = [], 0.0
+        for chunk in arm_chunks(sem.n_nodes):
+            with np.errstate(over="ignore", invalid="ignore"):  # refused below, with one line
+                values = sem.expected_values(chunk)
+            largest = max(largest, float(np.max(np.abs(values))))
+            rewards.append(values[:, sem.reward_node])
+        if not largest <= VALUE_LIMIT:  # also catches inf / nan
+            raise ValueError(
+                f"observational_weights/interventional_weights: expected node values reach {largest:.3g} "
+                f"(limit {VALUE_LIMIT:g}, their squares would overflow); use smaller weights"
+            )
         self._sem = sem
-        self.expected_rewards = sem.expected_rewards()  # mu_a of all 2^N arms, arm k = bits of k
+        self.expected_rewards = np.concatenate(rewards)
         self.expected_rewards.setflags(write=False)
         self.optimal_expected_reward = float(self.expected_rewards.max())
 
@@ -177,9 +256,14 @@ class PiecewiseSEMBandit(LinearSEMBandit):
         change_points: numbers of rounds after which a new segment starts (strictly increasing,
             each in (0, horizon)).
         columns_per_change: n_col, columns redrawn per change.
+
+    Declares ``piecewise_stationary = True`` (CSL-UCB's ``change_detection="auto"`` reads it).
     """
 
+    piecewise_stationary = True
+
     def __init__(self, change_points=(1500, 3000), columns_per_change: int = 2, horizon: int = 5000, **kwargs):
+        check_int(kwargs.get("instance_seed", 0), "instance_seed", minimum=0)  # seeds the change draws
         super().__init__(horizon=horizon, **kwargs)
         points = [int(point) for point in change_points]
         if any(b <= a for a, b in zip(points, points[1:])) or any(p <= 0 or p >= self.horizon for p in points):

@@ -31,8 +31,10 @@ each score is about 0.01):
     optimal     1.0         0.0             0.999             0.999
 
 The weak expert is bad on average (its mean action is wrong too), so imitating it caps a
-learner well below 1, while its judge (Q of the optimal policy) still tells good from bad
-actions: the setting in which RLIF should beat DAgger and HG-DAgger (docs/rlif.md (a)).
+learner well below 1, while its judge still tells good from bad actions. The LQR expert's judge
+is an ORACLE (the exact optimal Q and policy, the same at every level), so results with it are
+upper bounds; :class:`JudgedExpert` pairs an acting LQR level with a trained judge instead
+(docs/rlif.md (a), (e)).
 
 ``PolicyExpert(model, noise=..., reference=None)`` wraps trained SB3 off-policy models (SAC,
 TD3, RLIF): it acts with ``model``'s deterministic action plus Gaussian noise of std ``noise``
@@ -46,6 +48,7 @@ expert with systematic errors, docs/rlif.md (g) 9) while the finished run judges
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -53,8 +56,8 @@ from scipy.linalg import solve_discrete_are
 
 from causalrl.core.rollout import episode_returns
 
-__all__ = ["LQRExpert", "PolicyExpert", "LQR_EXPERT_LEVELS", "LQR_EXPERT_SCORES", "evaluate_expert",
-           "collect_demonstrations"]
+__all__ = ["LQRExpert", "PolicyExpert", "JudgedExpert", "load_sb3_model", "LQR_EXPERT_LEVELS", "LQR_EXPERT_SCORES",
+           "evaluate_expert", "collect_demonstrations"]
 
 #: acting-policy parameters of the named levels (module docstring)
 LQR_EXPERT_LEVELS = {
@@ -110,8 +113,9 @@ class LQRExpert:
         root = np.sqrt(self.discount)
         return solve_discrete_are(root * a, root * b, q, c)
 
-    def reference_action(self, observation) -> np.ndarray:
-        """pi_ref: the optimal action of the discounted problem (clipped)."""
+    def reference_action(self, observation, deterministic: bool = True) -> np.ndarray:
+        """pi_ref: the optimal action of the discounted problem (clipped). pi_ref is
+        deterministic here, so ``deterministic`` changes nothing (docs/rlif.md (c))."""
         a, b, _, c = self.world._relevant_block()
         p, g = self.value_matrix, self.discount
         gain = np.linalg.solve(c + g * b.T @ p @ b, g * b.T @ p @ a)
@@ -186,10 +190,27 @@ class PolicyExpert:
     def seed(self, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def reference_action(self, observation) -> np.ndarray:
-        """pi_ref: the reference model's deterministic action."""
-        action, _ = self.reference.predict(np.asarray(observation), deterministic=True)
-        return action
+    def reference_action(self, observation, deterministic: bool = True) -> np.ndarray:
+        """pi_ref: the reference model's action, its mode (``deterministic=True``) or a sample
+        from its policy (``False``, what the reference code's value test uses, docs/rlif.md (c)).
+        Samples of a squashed-Gaussian actor (SAC, RLIF) come from this expert's own random
+        stream (``seed``), so a seeded episode is reproducible; deterministic actors (TD3, DDPG)
+        return their action either way."""
+        import torch as th
+
+        judge = self.reference
+        params = getattr(getattr(judge, "actor", None), "get_action_dist_params", None)
+        if deterministic or not callable(params):
+            action, _ = judge.predict(np.asarray(observation), deterministic=True)
+            return action
+        observation = np.asarray(observation, dtype=np.float32)
+        with th.no_grad():
+            obs_t = th.as_tensor(observation.reshape(-1, *judge.observation_space.shape), device=judge.device)
+            mean, log_std, _ = params(obs_t)
+            mean, std = mean.cpu().numpy(), np.exp(log_std.cpu().numpy())
+        scaled = np.tanh(mean + std * self.rng.standard_normal(mean.shape))
+        action = judge.policy.unscale_action(scaled).astype(judge.action_space.dtype)
+        return action.reshape(observation.shape[:-len(judge.observation_space.shape)] + judge.action_space.shape)
 
     def act(self, observation) -> np.ndarray:
         """pi_exp: the acting model's deterministic action plus scaled Gaussian noise, clipped
@@ -217,6 +238,76 @@ class PolicyExpert:
             heads = th.cat(judge.critic(obs_t, act_t), dim=1)
             values = (heads.min(dim=1)[0] if self.aggregate == "min" else heads.mean(dim=1)).cpu().numpy()
         return float(values[0]) if single else values
+
+
+class JudgedExpert:
+    """Two separate roles in one expert (docs/rlif.md (a)): ``acting`` drives when it takes over
+    (its ``act``), ``judge`` decides when to take over (its ``q_value`` and
+    ``reference_action``). E.g. an :class:`LQRExpert` of a named level acting and a
+    :class:`PolicyExpert` around a trained SAC judging: the paper's setting, where the judge is
+    a trained agent rather than the exact optimal Q.
+
+    Args:
+        acting: an object with ``act(observation)`` (and optionally ``seed``).
+        judge: an :class:`causalrl.core.protocols.Expert` whose ``q_value`` (and
+            ``reference_action`` when it has one) judge the learner.
+    """
+
+    def __init__(self, acting, judge):
+        if not callable(getattr(acting, "act", None)):
+            raise ValueError(f"acting: needs act(observation), got {type(acting).__name__}")
+        if not callable(getattr(judge, "q_value", None)):
+            raise ValueError(f"judge: needs q_value(observation, action), got {type(judge).__name__}")
+        self.acting = acting
+        self.judge = judge
+
+    def seed(self, seed: int | None) -> None:
+        for role in (self.acting, self.judge):
+            if callable(getattr(role, "seed", None)):
+                role.seed(seed)
+
+    def act(self, observation) -> np.ndarray:
+        return self.acting.act(observation)
+
+    def q_value(self, observation, action):
+        return self.judge.q_value(observation, action)
+
+    def reference_action(self, observation, deterministic: bool = True) -> np.ndarray:
+        if callable(getattr(self.judge, "reference_action", None)):
+            return self.judge.reference_action(observation, deterministic=deterministic)
+        return self.judge.act(observation)
+
+    def __repr__(self) -> str:
+        return f"JudgedExpert(acting={self.acting!r}, judge={self.judge!r})"
+
+
+#: SB3 algorithms whose saved model.zip an expert or judge can be (off-policy, with a critic)
+SB3_EXPERT_ALGORITHMS = ("sac", "td3", "ddpg")
+
+
+def load_sb3_model(path, algorithm: str = "sac", device: str = "cpu"):
+    """Load a saved SB3 off-policy model (``model.zip`` of e.g. ``causalrl run expert``) to act
+    or judge in a :class:`PolicyExpert`. ``path``: a ``.zip`` file, a run directory holding
+    ``model.zip``, or a glob pattern of either (the newest match). Models of the project's own
+    agents (RLIF) are loaded by their class's ``load`` instead (the experiment layer does that
+    for configs)."""
+    import glob
+
+    import stable_baselines3
+
+    if algorithm not in SB3_EXPERT_ALGORITHMS:
+        raise ValueError(f"algorithm: choose one of {', '.join(SB3_EXPERT_ALGORITHMS)}, got {algorithm!r}")
+    if glob.has_magic(str(path)):
+        matches = sorted(glob.glob(str(path)), key=lambda p: Path(p).stat().st_mtime)
+        if not matches:
+            raise ValueError(f"expert model {path}: nothing matches; train one first (e.g. `causalrl run expert`)")
+        path = matches[-1]
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.zip"
+    if not path.is_file():
+        raise ValueError(f"expert model {path}: not found; give a model.zip (e.g. from `causalrl run expert`)")
+    return getattr(stable_baselines3, algorithm.upper()).load(path, device=device)
 
 
 def evaluate_expert(env: gym.Env, policy, n_episodes: int = 100, seed: int = 0) -> dict:

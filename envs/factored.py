@@ -29,8 +29,9 @@ return matches ``optimal_return`` (tests/test_factored.py measures both). ``rand
 the exact expected return of uniform actions on [-1, 1]. ``normalised_score(R)`` maps a return
 to 0 = random, 1 = optimal.
 
-``FactoredNonlinear`` (``causalrl/FactoredNonlinear-v0``): the same masks and cost with
-nonlinear dynamics ``s' = A tanh(s) + B (2/pi) sin(pi a / 2) + w`` (slope 1 at the origin, so
+``FactoredNonlinear`` (``causalrl/FactoredNonlinear-v0``): the same masks, an absolute-value
+cost ``r_t = -(q sum|s_r,t| + c sum|a_r,t|)`` by default (``cost="abs"``: not in a quadratic
+regression basis; ``cost="quadratic"`` keeps the LQR cost) and nonlinear dynamics ``s' = A tanh(s) + B (2/pi) sin(pi a / 2) + w`` (slope 1 at the origin, so
 its linearisation is the LQR above). No closed-form optimum exists: the reference controller is
 the Riccati policy of the linearisation, and ``reference_return`` / ``random_return`` are Monte
 Carlo estimates (``MONTE_CARLO_EPISODES`` episodes, fixed seed); ``normalised_score`` maps
@@ -46,7 +47,7 @@ import numpy as np
 from gymnasium import spaces
 from scipy.linalg import solve_discrete_are
 
-from causalrl.core.checks import check_int
+from causalrl.core.checks import check_action, check_int
 from causalrl.core.structure import FactoredStructure
 
 __all__ = ["FactoredLQR", "FactoredNonlinear", "MONTE_CARLO_EPISODES"]
@@ -61,13 +62,20 @@ DISTRACTOR_COUPLING = (0.1, 0.3)
 CONTROL_GAIN = (0.5, 1.0)
 
 
-def _non_negative(value, name: str, positive: bool = False) -> float:
+#: largest noise, initial-state scale and cost weight accepted: beyond it the squared scales in
+#: the exact returns (and the states themselves) overflow float64 within an episode
+MAX_SCALE = 1e6
+
+
+def _non_negative(value, name: str, positive: bool = False, maximum: float | None = None) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = float("nan")
     if not np.isfinite(number) or number < 0 or (positive and number == 0):
         raise ValueError(f"{name}: must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name}: must be at most {maximum:g} (larger values overflow the returns), got {value!r}")
     return number
 
 
@@ -142,10 +150,10 @@ class FactoredLQR(gym.Env):
         self.n_relevant_actions = check_int(n_relevant_actions, "n_relevant_actions", minimum=1)
         self.n_irrelevant_actions = check_int(n_irrelevant_actions, "n_irrelevant_actions", minimum=0)
         self.horizon = check_int(horizon, "horizon", minimum=1)
-        self.noise_std = _non_negative(noise_std, "noise_std")
-        self.initial_state_std = _non_negative(initial_state_std, "initial_state_std")
-        self.state_cost = _non_negative(state_cost, "state_cost")
-        self.action_cost = _non_negative(action_cost, "action_cost", positive=True)
+        self.noise_std = _non_negative(noise_std, "noise_std", maximum=MAX_SCALE)
+        self.initial_state_std = _non_negative(initial_state_std, "initial_state_std", maximum=MAX_SCALE)
+        self.state_cost = _non_negative(state_cost, "state_cost", maximum=MAX_SCALE)
+        self.action_cost = _non_negative(action_cost, "action_cost", positive=True, maximum=MAX_SCALE)
         self.edge_prob = _non_negative(edge_prob, "edge_prob")
         if self.edge_prob > 1:
             raise ValueError(f"edge_prob: must lie in [0, 1], got {edge_prob!r}")
@@ -250,7 +258,7 @@ class FactoredLQR(gym.Env):
         return self._state.astype(np.float32), {}
 
     def step(self, action):
-        action = np.clip(np.asarray(action, dtype=float).reshape(self.n_actions), -1.0, 1.0)
+        action = np.clip(check_action(action, (self.n_actions,)), -1.0, 1.0)
         reward = self.reward(self._state, action)
         noise = self.noise_std * self.np_random.standard_normal(self.n_states)
         self._state = self._transition(self._state, action) + noise
@@ -259,12 +267,32 @@ class FactoredLQR(gym.Env):
 
 
 class FactoredNonlinear(FactoredLQR):
-    """FactoredLQR's masks and cost with dynamics s' = A tanh(s) + B (2/pi) sin(pi a / 2) + w.
+    """FactoredLQR's masks with dynamics s' = A tanh(s) + B (2/pi) sin(pi a / 2) + w and, by
+    default, a cost that is not quadratic.
 
-    Takes FactoredLQR's arguments. ``optimal_return`` does not exist here; scores use
+    Takes FactoredLQR's arguments, plus ``cost``: ``"abs"`` (default) for
+    r = -(q sum_i |s_r,i| + c sum_i |a_r,i|), outside a quadratic regression basis, or
+    ``"quadratic"`` for FactoredLQR's cost. ``optimal_return`` does not exist here; scores use
     ``reference_return`` (the linearisation's Riccati policy, Monte Carlo) and a Monte-Carlo
     ``random_return`` (see the module docstring).
     """
+
+    def __init__(self, *args, cost: str = "abs", **kwargs):
+        if cost not in ("abs", "quadratic"):
+            raise ValueError(f"cost: unknown {cost!r}; choose 'abs' or 'quadratic'")
+        self.cost = cost
+        super().__init__(*args, **kwargs)
+
+    def _costs(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Per-row cost of (state, action) batches under ``cost``."""
+        state_r, action_r = states[..., : self.n_relevant_states], actions[..., : self.n_relevant_actions]
+        if self.cost == "abs":
+            return self.state_cost * np.abs(state_r).sum(-1) + self.action_cost * np.abs(action_r).sum(-1)
+        return self.state_cost * (state_r ** 2).sum(-1) + self.action_cost * (action_r ** 2).sum(-1)
+
+    def reward(self, state, action) -> float:
+        """r(s, a) = -cost(s_r, a_r) for the state before the step."""
+        return -float(self._costs(np.asarray(state, dtype=float), np.asarray(action, dtype=float)))
 
     def _transition(self, state: np.ndarray, action: np.ndarray) -> np.ndarray:
         return self.dynamics @ np.tanh(state) + self.control @ (2.0 / np.pi * np.sin(np.pi / 2.0 * action))
@@ -281,10 +309,9 @@ class FactoredNonlinear(FactoredLQR):
         rng = np.random.default_rng([self.instance_seed, 20250210])
         states = self.initial_state_std * rng.standard_normal((MONTE_CARLO_EPISODES, self.n_states))
         total = np.zeros(MONTE_CARLO_EPISODES)
-        r, ra = self.n_relevant_states, self.n_relevant_actions
         for _ in range(self.horizon):
             actions = policy(states, rng)
-            total -= self.state_cost * np.sum(states[:, :r] ** 2, 1) + self.action_cost * np.sum(actions[:, :ra] ** 2, 1)
+            total -= self._costs(states, actions)
             noise = self.noise_std * rng.standard_normal(states.shape)
             states = (np.tanh(states) @ self.dynamics.T
                       + (2.0 / np.pi * np.sin(np.pi / 2.0 * actions)) @ self.control.T + noise)

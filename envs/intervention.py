@@ -10,12 +10,17 @@ observation s. While the learner is in control the wrapper decides whether the e
       reference form (``"relative-raw"``): Q(s, a_pi) < alpha Q(s, a_ref)  (the code's test;
           it flips meaning when Q < 0, docs/rlif.md (g) 5, so it is not the default)
   with Q the expert's ``q_value`` and a_ref the expert's ``reference_action`` (pi_ref; or its
-  acting action with ``reference="expert"``, the code's 'ref' strategies). The expert then takes
+  acting action with ``reference="expert"``, the code's 'ref' strategies). a_ref is *sampled*
+  from pi_ref by default, as the reference code does (``sample_reference=False``: its mode; a
+  sampled a_ref has a lower Q, which makes the test more lenient). The expert then takes
   over with probability beta if the action is bad and 1 - beta otherwise, and keeps control for
-  ``takeover_steps`` (k) steps.
+  ``takeover_steps`` (k) steps (default 4). ``delta="auto"`` calibrates delta in Q units
+  (:func:`calibrate_delta`): the ``delta_quantile`` quantile of Q(s, a_ref) - Q(s, a) over
+  uniformly random actions a on states the reference policy visits; the value chosen is
+  ``wrapper.delta`` and its statistics ``wrapper.delta_calibration``.
 - ``strategy="random"`` (docs/rlif.md (c) random): take over with probability ``rate`` at each step
-  the learner controls, for ``takeover_steps`` steps (k = 1 as in the code's random script:
-  an independent draw every step).
+  the learner controls, for ``takeover_steps`` steps (default k = 1 as in the code's random
+  script: an independent draw every step).
 - ``strategy="distance"`` (docs/rlif.md (d), the reference HG-DAgger gate): bad when the L1 distance
   between a_pi and the expert's action is at least ``distance_threshold``; take over with
   probability 1 - epsilon if bad, epsilon otherwise, epsilon = 0.05 exp(-0.1 n_episodes).
@@ -38,6 +43,12 @@ that must not see them (RLIF) ignore them. Per-step ``info`` (DESIGN.md contract
     executed_action       the action actually sent to the env (learner's or expert's)
     learner_action        the action the learner proposed
     task_reward           the env's reward for this step
+    judged                the strategy tested the learner's action at this step
+    judged_bad            ... and found it bad (False when not judged)
+    q_gap                 Q(s, a_ref) - Q(s, a_pi) of a value test (only at steps that ran one)
+
+The wrapper follows gymnasium's wrapper convention (``gymnasium.utils.RecordConstructorArgs``),
+so ``env.spec`` and gymnasium's ``check_env`` can recreate it.
 
 The wrapper's random stream (the Bernoulli draws) and the expert's (``expert.seed``, when it
 has one) are reseeded from ``reset(seed=...)``, so a seeded episode is reproducible.
@@ -50,18 +61,68 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from causalrl.core.checks import check_int
+from causalrl.core.checks import check_action, check_int
 from causalrl.core.protocols import Expert
 from causalrl.core.structure import FactoredStructure
 
-__all__ = ["InterventionWrapper", "FactoredLQRIntervention", "STRATEGIES", "THRESHOLD_FORMS"]
+__all__ = ["InterventionWrapper", "FactoredLQRIntervention", "calibrate_delta", "STRATEGIES", "THRESHOLD_FORMS",
+           "DEFAULT_TAKEOVER_STEPS"]
 
 STRATEGIES = ("value", "random", "distance", "none")
 THRESHOLD_FORMS = ("additive", "relative", "relative-raw")
+#: k per strategy when ``takeover_steps`` is None: the reference code's values (docs/rlif.md (g) 6-7)
+DEFAULT_TAKEOVER_STEPS = {"value": 4, "distance": 4, "random": 1, "none": 1}
 _STREAM_SALT = 0x1A7E
 
 
-class InterventionWrapper(gym.Wrapper):
+def calibrate_delta(env: gym.Env, expert: Expert, quantile: float = 0.5, n_states: int = 200, n_actions: int = 32,
+                    seed: int = 0, sample_reference: bool = True) -> tuple[float, dict]:
+    """delta of the additive value test in the judge's Q units (docs/rlif.md (c), "delta: auto").
+
+    Plays the reference policy (the mode of ``expert.reference_action``, else ``expert.act``)
+    on ``env`` for ``n_states`` steps from ``reset(seed=seed)``; at each visited state s it draws
+    ``n_actions`` uniformly random actions a and computes the gaps Q(s, a_ref) - Q(s, a), with
+    a_ref drawn as the value test draws it (``sample_reference``). Returns the ``quantile``
+    quantile of all gaps (at least 0), so that a share 1 - ``quantile`` of uniformly random
+    actions counts as bad on the reference's own states, and statistics of the gaps (min, max,
+    mean, count). Resets and steps ``env``.
+    """
+    check_int(n_states, "calibration_steps")
+    check_int(n_actions, "n_actions")
+    if not 0 < quantile < 1:
+        raise ValueError(f"delta_quantile: must lie in (0, 1), got {quantile!r}")
+    space = env.action_space
+    rng = np.random.default_rng([seed, _STREAM_SALT + 2])
+    if callable(getattr(expert, "seed", None)):  # a sampled a_ref: the same seed, the same delta
+        expert.seed(int(np.random.SeedSequence([seed, _STREAM_SALT + 3]).generate_state(1)[0]))
+    reference = getattr(expert, "reference_action", None)
+
+    def reference_action(observation, deterministic):
+        action = reference(observation, deterministic=deterministic) if callable(reference) else expert.act(observation)
+        return np.asarray(action, dtype=space.dtype).reshape(space.shape)
+
+    gaps, episode = [], 0
+    observation, _ = env.reset(seed=seed)
+    for _ in range(n_states):
+        a_ref = reference_action(observation, not sample_reference)
+        actions = rng.uniform(space.low, space.high, size=(n_actions, *space.shape)).astype(space.dtype)
+        observations = np.repeat(np.asarray(observation)[None], n_actions, axis=0)
+        q_ref = float(np.asarray(expert.q_value(observation, a_ref)).reshape(()))
+        gaps.append(q_ref - np.asarray(expert.q_value(observations, actions), dtype=float).reshape(n_actions))
+        observation, _, terminated, truncated, _ = env.step(reference_action(observation, True))
+        if terminated or truncated:
+            episode += 1
+            observation, _ = env.reset(seed=seed + episode)
+    gaps = np.concatenate(gaps)
+    if not np.all(np.isfinite(gaps)):
+        raise ValueError("delta: the judge's Q values are not finite on the reference's states; give delta as a number")
+    delta = max(float(np.quantile(gaps, quantile)), 0.0)
+    stats = {"delta": delta, "quantile": float(quantile), "gap_min": float(gaps.min()), "gap_max": float(gaps.max()),
+             "gap_mean": float(gaps.mean()), "count": int(gaps.size)}
+    return delta, stats
+
+
+class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """An expert that watches the learner and takes over (see the module docstring).
 
     Args:
@@ -69,25 +130,39 @@ class InterventionWrapper(gym.Wrapper):
         expert: an :class:`causalrl.core.protocols.Expert` for this env.
         strategy: ``"value"`` (default), ``"random"``, ``"distance"`` or ``"none"``.
         threshold_form: ``"additive"`` (default), ``"relative"`` or ``"relative-raw"``.
-        delta: delta of the additive form (>= 0; smaller is more eager). Default 0.5.
+        delta: delta of the additive form, in Q units (>= 0; smaller is more eager), or
+            ``"auto"``: calibrated by :func:`calibrate_delta` at construction (which resets and
+            steps ``env``). Default 0.5.
+        delta_quantile: the quantile of ``"auto"``. Default 0.5 (a uniformly random action
+            counts as bad half the time on the reference's own states).
+        calibration_steps: states the reference visits for ``"auto"``. Default 200.
         alpha: alpha of the relative forms. Default 0.97 (docs/rlif.md (c)).
         beta: probability of taking over after a bad action (1 - beta after a good one).
             Default 0.95.
-        takeover_steps: k, steps the expert keeps control. Default 4 (``"random"``: use 1 for
-            the code's per-step draws).
+        takeover_steps: k, steps the expert keeps control. Default None: 4 for ``"value"`` and
+            ``"distance"``, 1 for ``"random"`` (the code's per-step draws), as the reference code.
         rate: p, the per-step takeover probability of ``"random"``. Default 0.5.
         reference: ``"reference"`` (default: a_ref = pi_ref's action, ``expert.reference_action``
             when it has one) or ``"expert"`` (a_ref = the acting expert's action).
+        sample_reference: a_ref is a sample of pi_ref (default True, as the reference code's
+            value test) or its mode (False). An expert whose pi_ref is deterministic (the LQR
+            oracle) gives the same action either way.
         distance_threshold: L1 threshold of ``"distance"``. Default 1.0.
         hand_back: execute the learner's first action after a takeover unchecked (module
             docstring; ``"value"`` and ``"distance"``). Default True.
     """
 
     def __init__(self, env: gym.Env, expert: Expert, strategy: str = "value", threshold_form: str = "additive",
-                 delta: float = 0.5, alpha: float = 0.97, beta: float = 0.95, takeover_steps: int = 4,
+                 delta: float | str = 0.5, alpha: float = 0.97, beta: float = 0.95, takeover_steps: int | None = None,
                  rate: float = 0.5, reference: str = "reference", distance_threshold: float = 1.0,
-                 hand_back: bool = True):
-        super().__init__(env)
+                 hand_back: bool = True, sample_reference: bool = True, delta_quantile: float = 0.5,
+                 calibration_steps: int = 200):
+        gym.utils.RecordConstructorArgs.__init__(
+            self, expert=expert, strategy=strategy, threshold_form=threshold_form, delta=delta, alpha=alpha, beta=beta,
+            takeover_steps=takeover_steps, rate=rate, reference=reference, distance_threshold=distance_threshold,
+            hand_back=hand_back, sample_reference=sample_reference, delta_quantile=delta_quantile,
+            calibration_steps=calibration_steps)
+        gym.Wrapper.__init__(self, env)
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"env: InterventionWrapper needs a Box action space, got {env.action_space}")
         if not isinstance(expert, Expert):
@@ -101,12 +176,26 @@ class InterventionWrapper(gym.Wrapper):
         for name, value in [("beta", beta), ("rate", rate)]:
             if not 0 <= value <= 1:
                 raise ValueError(f"{name}: must lie in [0, 1], got {value!r}")
-        if not delta >= 0:
-            raise ValueError(f"delta: must be >= 0, got {delta!r}")
+        if isinstance(delta, str):
+            if delta != "auto":
+                raise ValueError(f"delta: a number >= 0 (Q units) or 'auto', got {delta!r}")
+        elif isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)) or not delta >= 0:
+            raise ValueError(f"delta: must be a number >= 0 (Q units) or 'auto', got {delta!r}")
+        if isinstance(delta_quantile, bool) or not isinstance(delta_quantile, (int, float)) or not 0 < delta_quantile < 1:
+            raise ValueError(f"delta_quantile: must lie in (0, 1), got {delta_quantile!r}")
+        check_int(calibration_steps, "calibration_steps")
+        if takeover_steps is None:
+            takeover_steps = DEFAULT_TAKEOVER_STEPS[strategy]
         check_int(takeover_steps, "takeover_steps")
         self.expert = expert
         self.strategy = strategy
         self.threshold_form = threshold_form
+        self.sample_reference = bool(sample_reference)
+        #: statistics of the "auto" calibration of delta (None when delta was given)
+        self.delta_calibration: dict | None = None
+        if delta == "auto":
+            delta, self.delta_calibration = calibrate_delta(env, expert, float(delta_quantile), int(calibration_steps),
+                                                            sample_reference=self.sample_reference)
         self.delta, self.alpha, self.beta = float(delta), float(alpha), float(beta)
         self.takeover_steps = int(takeover_steps)
         self.rate = float(rate)
@@ -116,6 +205,8 @@ class InterventionWrapper(gym.Wrapper):
         self._handing_back = False
         self._rng = np.random.default_rng()
         self._observation = None
+        self._expert_action = None  # the acting expert's action at the current step (one draw per step)
+        self._judgement: tuple[bool, float] | None = None  # (bad, q_gap) of the current step's test
         self._remaining = 0
         self._previous_intervened = False
         self.episodes = 0
@@ -124,21 +215,34 @@ class InterventionWrapper(gym.Wrapper):
         self.total_interventions = 0
 
     # --- the takeover decision --------------------------------------------------------------
+    def _expert_act(self, observation) -> np.ndarray:
+        """The acting expert's action at this step, drawn once: the action judged (distance gate,
+        ``reference="expert"``) is the one executed, as in the reference code."""
+        if self._expert_action is None:
+            space = self.env.action_space
+            self._expert_action = np.asarray(self.expert.act(observation), dtype=space.dtype).reshape(space.shape)
+        return self._expert_action
+
     def is_bad_action(self, observation, action) -> bool:
         """The strategy's test of the learner's action (``"value"`` and ``"distance"``)."""
         if self.strategy == "distance":
-            return float(np.abs(np.asarray(self.expert.act(observation)) - action).sum()) >= self.distance_threshold
+            bad = float(np.abs(self._expert_act(observation) - action).sum()) >= self.distance_threshold
+            self._judgement = (bool(bad), float("nan"))
+            return bool(bad)
         if self.reference == "reference" and hasattr(self.expert, "reference_action"):
-            reference_action = self.expert.reference_action(observation)
+            reference_action = self.expert.reference_action(observation, deterministic=not self.sample_reference)
         else:
-            reference_action = self.expert.act(observation)
+            reference_action = self._expert_act(observation)
         q_learner = float(self.expert.q_value(observation, action))
         q_reference = float(self.expert.q_value(observation, reference_action))
         if self.threshold_form == "additive":
-            return q_learner < q_reference - self.delta
-        if self.threshold_form == "relative":
-            return q_learner < q_reference - (1 - self.alpha) * abs(q_reference)
-        return q_learner < self.alpha * q_reference
+            bad = q_learner < q_reference - self.delta
+        elif self.threshold_form == "relative":
+            bad = q_learner < q_reference - (1 - self.alpha) * abs(q_reference)
+        else:
+            bad = q_learner < self.alpha * q_reference
+        self._judgement = (bool(bad), q_reference - q_learner)
+        return bool(bad)
 
     def _takes_over(self, observation, action) -> bool:
         if self.strategy == "none":
@@ -168,18 +272,25 @@ class InterventionWrapper(gym.Wrapper):
         self._handing_back = False
         return observation, info
 
+    def evaluation_env(self) -> gym.Env:
+        """The wrapped env without the expert, for evaluating the learner alone
+        (``causalrl.experiment.evaluation``). It is this wrapper's own inner env: evaluate on a
+        wrapper built for evaluation, not on the one a learner trains in."""
+        return self.env
+
     def step(self, action):
         if self._observation is None:
             raise gym.error.ResetNeeded("InterventionWrapper: call reset() before step()")
         space = self.env.action_space
-        learner_action = np.clip(np.asarray(action, dtype=space.dtype).reshape(space.shape), space.low, space.high)
+        learner_action = np.clip(check_action(action, space.shape, dtype=space.dtype), space.low, space.high)
+        self._expert_action, self._judgement = None, None
         started = False
         if self._remaining == 0 and not self._handing_back and self._takes_over(self._observation, learner_action):
             self._remaining = self.takeover_steps
             started = not self._previous_intervened
         intervened = self._remaining > 0
         if intervened:
-            executed = np.asarray(self.expert.act(self._observation), dtype=space.dtype).reshape(space.shape)
+            executed = self._expert_act(self._observation).copy()
             self._remaining -= 1
         else:
             executed = learner_action
@@ -187,8 +298,12 @@ class InterventionWrapper(gym.Wrapper):
                               and self.strategy in ("value", "distance"))
         observation, reward, terminated, truncated, info = self.env.step(executed)
         info = dict(info)
+        bad, gap = self._judgement if self._judgement is not None else (False, None)
         info.update(intervened=intervened, intervention_started=started, executed_action=executed.copy(),
-                    learner_action=learner_action, task_reward=float(reward))
+                    learner_action=learner_action, task_reward=float(reward), judged=self._judgement is not None,
+                    judged_bad=bad)
+        if gap is not None and np.isfinite(gap):
+            info["q_gap"] = float(gap)
         self._observation = observation
         self._previous_intervened = intervened
         self.total_steps += 1
@@ -197,39 +312,75 @@ class InterventionWrapper(gym.Wrapper):
 
 
 class FactoredLQRIntervention(gym.Env):
-    """``causalrl/FactoredLQRIntervention-v0``: FactoredLQR + LQRExpert(level) +
-    InterventionWrapper, as one env (so ``env.unwrapped`` carries the world's ground truth and
-    scores, and the expert as ``env.unwrapped.expert``).
+    """``causalrl/FactoredLQRIntervention-v0``: FactoredLQR + an expert + InterventionWrapper,
+    as one env (so ``env.unwrapped`` carries the world's ground truth and scores, and the expert
+    as ``env.unwrapped.expert``).
+
+    The acting expert is always ``LQRExpert(level=expert_level)``. The judge (pi_ref and
+    Q^{pi_ref}, docs/rlif.md (a)) is either the ORACLE, the exact optimal Q and policy of the
+    discounted problem (``judge="oracle"``, the default: an upper bound no real judge reaches),
+    or a trained SB3 agent (``judge=<model.zip or run directory>``, e.g. the ``judge-factored``
+    preset's SAC): its critic gives Q and its policy the reference action, as in the paper,
+    whose judges are trained agents.
 
     Args:
         expert_level: a name of ``causalrl.envs.experts.LQR_EXPERT_LEVELS``. Default ``"medium"``.
-        expert_discount: discount of the expert's judging Q. Default 0.99.
+        expert_discount: discount of the oracle judge's Q. Default 0.99.
+        judge: ``"oracle"`` (default) or the path of a saved SB3 model (``.zip`` or a run
+            directory holding ``model.zip``) trained on FactoredLQR with the same world arguments.
+        judge_algorithm: the SB3 class of ``judge``: ``"sac"`` (default), ``"td3"`` or ``"ddpg"``.
         strategy, threshold_form, delta, alpha, beta, takeover_steps, rate, reference,
-            distance_threshold, hand_back: as for :class:`InterventionWrapper` (same defaults).
+            distance_threshold, hand_back, sample_reference, delta_quantile: as for
+            :class:`InterventionWrapper` (same defaults).
         **world_kwargs: FactoredLQR's arguments (``n_relevant_states``, ``horizon`` ...).
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, expert_level: str = "medium", expert_discount: float = 0.99, strategy: str = "value",
-                 threshold_form: str = "additive", delta: float = 0.5, alpha: float = 0.97, beta: float = 0.95,
-                 takeover_steps: int = 4, rate: float = 0.5, reference: str = "reference",
-                 distance_threshold: float = 1.0, hand_back: bool = True, render_mode: str | None = None,
-                 **world_kwargs):
-        from causalrl.envs.experts import LQRExpert
+    def __init__(self, expert_level: str = "medium", expert_discount: float = 0.99, judge: str = "oracle",
+                 judge_algorithm: str = "sac", strategy: str = "value", threshold_form: str = "additive",
+                 delta: float | str = 0.5, alpha: float = 0.97, beta: float = 0.95, takeover_steps: int | None = None,
+                 rate: float = 0.5, reference: str = "reference", distance_threshold: float = 1.0,
+                 hand_back: bool = True, sample_reference: bool = True, delta_quantile: float = 0.5,
+                 render_mode: str | None = None, **world_kwargs):
+        from causalrl.envs.experts import (
+            JudgedExpert,
+            LQRExpert,
+            PolicyExpert,
+            load_sb3_model,
+        )
         from causalrl.envs.factored import FactoredLQR
 
         if render_mode is not None:
             raise ValueError("render_mode: FactoredLQRIntervention has no rendering; leave it None")
+        if not isinstance(judge, str) or not judge:
+            raise ValueError(f"judge: 'oracle' or the path of a saved SB3 model, got {judge!r}")
         self.world = FactoredLQR(**world_kwargs)
         self._world_kwargs = dict(world_kwargs)
+        self.judge = judge
         self.expert = LQRExpert(self.world, level=expert_level, discount=expert_discount)
+        if judge != "oracle":
+            model = load_sb3_model(judge, judge_algorithm)
+            if model.observation_space != self.world.observation_space or model.action_space != self.world.action_space:
+                raise ValueError(f"judge: {judge} was trained on other spaces than this FactoredLQR's; train it with "
+                                 "the same world arguments")
+            self.expert = JudgedExpert(self.expert, PolicyExpert(model))
         self.wrapped = InterventionWrapper(
             self.world, self.expert, strategy=strategy, threshold_form=threshold_form, delta=delta, alpha=alpha,
             beta=beta, takeover_steps=takeover_steps, rate=rate, reference=reference,
-            distance_threshold=distance_threshold, hand_back=hand_back)
+            distance_threshold=distance_threshold, hand_back=hand_back, sample_reference=sample_reference,
+            delta_quantile=delta_quantile)
         self.observation_space = self.wrapped.observation_space
         self.action_space = self.wrapped.action_space
+
+    @property
+    def strategy(self) -> str:
+        return self.wrapped.strategy
+
+    @property
+    def delta(self) -> float:
+        """delta of the value test (calibrated when built with ``delta="auto"``)."""
+        return self.wrapped.delta
 
     @property
     def causal_structure(self) -> FactoredStructure:

@@ -22,6 +22,14 @@ actions 0-1; those are its parents in ``causal_structure``. Transition structure
 diagonal per arm): every arm dimension depends on its arm's angles and velocities and on its
 arm's motors; the fingertip-target offset also on itself (the target is fixed per episode).
 Episodes truncate after ``horizon`` steps (50, as Reacher) and never terminate.
+
+``distance="plain"`` (registered as ``causalrl/TwinReacherPlain-v0``, with distance weight 1)
+is the variant shaped like gymnasium's Reacher-v5 rather than like a quadratic regression basis:
+``r_t = -distance_weight |fingertip_A - target|_{t+1} - control_weight |a_A|^2``, the plain
+(not squared) distance, measured *after* the step. Its parents are then the offset dimensions
+6-7 of the next observation s_{t+1} (the convention of docs/factored-worlds.md: a state
+dimension is a reward parent when it is one through s_t or s_{t+1}) and actions 0-1, so
+``causal_structure`` is the same as the squared variant's; arm B stays irrelevant.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from causalrl.core.checks import check_int
+from causalrl.core.checks import check_action, check_int
 from causalrl.core.structure import FactoredStructure
 
 __all__ = ["TwinReacher", "TWIN_REACHER_XML"]
@@ -97,14 +105,16 @@ class TwinReacher(gym.Env):
     Args:
         horizon: steps per episode (truncation).
         frame_skip: MuJoCo steps (0.01 s each) per env step.
-        distance_weight: weight of the squared fingertip-target distance of arm A.
+        distance_weight: weight of the fingertip-target distance of arm A.
         control_weight: weight of the squared motor commands of arm A.
+        distance: ``"squared"`` (default: squared distance before the step) or ``"plain"``
+            (the distance after the step, as gymnasium's Reacher; see the module docstring).
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, horizon: int = 50, frame_skip: int = 2, distance_weight: float = 10.0,
-                 control_weight: float = 0.1, render_mode: str | None = None):
+                 control_weight: float = 0.1, distance: str = "squared", render_mode: str | None = None):
         if render_mode is not None:
             raise ValueError("render_mode: TwinReacher runs headless without a renderer; leave it None")
         for name, value in [("horizon", horizon), ("frame_skip", frame_skip)]:
@@ -112,6 +122,9 @@ class TwinReacher(gym.Env):
         for name, value in [("distance_weight", distance_weight), ("control_weight", control_weight)]:
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}: must be a non-negative number, got {value!r}")
+        if distance not in ("squared", "plain"):
+            raise ValueError(f"distance: unknown {distance!r}; choose 'squared' or 'plain'")
+        self.distance = distance
         self.horizon, self.frame_skip = int(horizon), int(frame_skip)
         self.distance_weight, self.control_weight = float(distance_weight), float(control_weight)
         self.model = mujoco.MjModel.from_xml_string(TWIN_REACHER_XML)
@@ -148,12 +161,16 @@ class TwinReacher(gym.Env):
         return self._observation(), {}
 
     def step(self, action):
-        action = np.clip(np.asarray(action, dtype=float).reshape(4), -1.0, 1.0)
+        action = np.clip(check_action(action, (4,)), -1.0, 1.0)
         offset = self._observation()[6:8].astype(float)
-        distance_cost = self.distance_weight * float(offset @ offset)
         control_cost = self.control_weight * float(action[:2] @ action[:2])
         self.data.ctrl[:] = action
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        if self.distance == "plain":  # after the step, unsquared, as gymnasium's Reacher
+            offset = self._observation()[6:8].astype(float)
+            distance_cost = self.distance_weight * float(np.sqrt(offset @ offset))
+        else:
+            distance_cost = self.distance_weight * float(offset @ offset)
         self._t += 1
         info = {"distance": float(np.sqrt(offset @ offset)), "reward_distance": -distance_cost,
                 "reward_control": -control_cost}

@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from causalrl.core.checks import check_int
+from causalrl.core.checks import check_action, check_int
 from causalrl.core.structure import FactoredStructure
 
 __all__ = ["DistractorWrapper", "DistractorVariant", "DISTRACTOR_KINDS"]
@@ -99,6 +99,7 @@ class DistractorWrapper(gym.Wrapper):
         return self._observation(observation), info
 
     def step(self, action):
+        action = check_action(action, self.action_space.shape, dtype=self.action_space.dtype)
         observation, reward, terminated, truncated, info = self.env.step(action)
         self._distractors = self._draw(first=False)
         return self._observation(observation), reward, terminated, truncated, info

@@ -85,6 +85,11 @@ def _setup_bad_config_in_run(root):
     return str(run_dir)
 
 
+def _binary(path: Path) -> str:
+    path.write_bytes(bytes(range(256)) * 4)
+    return str(path)
+
+
 def _file(name, data):
     def setup(root):
         (root / name).write_text(data if isinstance(data, str) else yaml.safe_dump(data))
@@ -99,9 +104,9 @@ CIP_FILE = _file("c.yaml", {**FACTORED, "agent": {"name": "cip"}})
 CASES = {
     # run: config keys and overrides
     "checkpoint_interval zero": (["run", *BANDIT, "checkpoint_interval=0"], "checkpoint_interval: must be a positive integer", None),
-    "checkpoint_interval text": (["run", *BANDIT, "checkpoint_interval=often"], "checkpoint_interval: must be an integer", None),
+    "checkpoint_interval text": (["run", *BANDIT, "checkpoint_interval=often"], "checkpoint_interval: must be a positive integer", None),
     "negative log_interval": (["run", *BANDIT, "log_interval=-5"], "log_interval: must be a positive integer", None),
-    "experiment with slash": (["run", *BANDIT, "experiment=a/b"], "experiment: must be a non-empty name without '/'", None),
+    "experiment with slash": (["run", *BANDIT, "experiment=a/b"], "experiment: must be a folder name", None),
     "progress_bar not bool": (["run", *BANDIT, "progress_bar=maybe"], "progress_bar: must be true or false", None),
     "output_dir not a string": (["run", *BANDIT, "output_dir=[1]"], "output_dir: must be a string", None),
     "agent override without key": (["run", *BANDIT, "agent=3"], "write agent.key=value", None),
@@ -124,7 +129,7 @@ CASES = {
     "factored action_cost zero": (["run", "{x}", "env.action_cost=0"], "action_cost: must be a positive", SAC_FILE),
     # agent constructors (CIP/SAC hyperparameters, spaces)
     "cip weight_temperature zero": (["run", "{x}", "agent.weight_temperature=0"],
-                                    "weight_temperature: must be > 0", CIP_FILE),
+                                    "weight_temperature: must be", CIP_FILE),
     "cip too few discovery samples": (["run", "{x}", "agent.discovery_samples=5"],
                                       "discovery_samples: needs at least 10", CIP_FILE),
     "cip policy_delay zero": (["run", "{x}", "agent.policy_delay=0"], "policy_delay: must be a positive integer", CIP_FILE),
@@ -132,6 +137,36 @@ CASES = {
                                    "reset_factor_range: need 0 <= low <= high <= 1", CIP_FILE),
     "sac on a bandit": (["run", "{x}"], "agent[sac]: The algorithm only supports",
                         _file("sb.yaml", {"env": {"id": "causalrl/LinearSEMBandit-v0"}, "agent": {"name": "sac"}})),
+    # Stable-Baselines3 hyperparameters, checked against SB3_RANGES before any directory exists
+    "sac gamma above one": (["run", "{x}", "agent.gamma=2"], "agent[sac].gamma: must be a number in [0.0, 1.0]", SAC_FILE),
+    "sac batch_size zero": (["run", "{x}", "agent.batch_size=0"], "agent[sac].batch_size: must be a positive integer",
+                            SAC_FILE),
+    "sac tau negative": (["run", "{x}", "agent.tau=-3"], "agent[sac].tau: must be a number in [0.0, 1.0]", SAC_FILE),
+    "cip gamma above one": (["run", "{x}", "agent.gamma=1.5"], "agent[cip].gamma: must be a number in [0.0, 1.0]",
+                            CIP_FILE),
+    "sac buffer beyond memory": (["run", "{x}", "agent.buffer_size=1000000000000"],
+                                 "agent[sac].buffer_size: 1000000000000 transitions need about", SAC_FILE),
+    "sac policy_kwargs not a mapping": (["run", "{x}", "agent.policy_kwargs=notadict"],
+                                        "agent[sac].policy_kwargs: must be a mapping", SAC_FILE),
+    "sac unknown device": (["run", "{x}", "agent.device=tpu"], "agent[sac].device: must be auto, cpu", SAC_FILE),
+    "sac learning_rate text": (["run", "{x}", "agent.learning_rate=abc"], "agent[sac].learning_rate: must be", SAC_FILE),
+    "yaml reads 1e300 as text": (["run", "{x}", "env.noise_std=1e300"], "write 1e+300 as e.g. 1.0e+300", SAC_FILE),
+    # values of the wrong type, named with their field
+    "instance_seed text": (["run", *BANDIT, "env.instance_seed=abc"], "env.instance_seed: must be an integer", None),
+    "instance_seed null": (["run", *BANDIT, "env.instance_seed=null"], "env.instance_seed: must be an integer, got null",
+                           None),
+    "instance_seed negative": (["run", *BANDIT, "env.instance_seed=-1"], "env.instance_seed: must be an integer in [0",
+                               None),
+    "exploration text": (["run", *BANDIT, "agent.exploration=abc"], "agent[ucb].exploration: must be a number", None),
+    "noise_std text": (["run", *BANDIT, "env.noise_std=abc"], "env.noise_std: must be a number, got 'abc'", None),
+    "weight_low nan": (["run", *BANDIT, "env.weight_low=.nan"], "env.weight_low: must be a number, got nan", None),
+    "seed beyond 32 bits": (["run", *BANDIT, f"seed={2**70}"], "seed: must be >= 0 and <= 2**32 - 1", None),
+    "total_steps nan grammar": (["run", *BANDIT, "total_steps=.nan"], "total_steps: must be a positive integer, got nan",
+                                None),
+    "binary config file": (["run", "{x}"], "bin.yaml: not UTF-8 text", lambda root: _binary(root / "bin.yaml")),
+    "experiment dot dot": (["run", *BANDIT, "experiment=.."], "experiment: must be a folder name", None),
+    "report out onto a file": (["report", "{x}", "--out", "{x}/complete/config.yaml"], "exists and is not a folder",
+                               lambda root: (_setup_complete(root), str(root / "runs"))[1]),
     # CLI arguments
     "resume a missing directory": (["run", "--resume", "nowhere/run"], "--resume nowhere/run: no such directory", None),
     "resume a non-run directory": (["run", "--resume", "{x}"], "not a run directory (no config.yaml)", _setup_no_config),

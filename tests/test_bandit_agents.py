@@ -103,3 +103,89 @@ def test_same_seed_same_actions():
         agent.learn(200, callback=recorder)
         runs.append(recorder.regret)
     assert runs[0] == runs[1]
+
+
+# --- the plain gym loop and chunked learning play the same rounds as one learn() ---------------
+class ActionRecorder(BaseCallback):
+    def __init__(self):
+        super().__init__()
+        self.actions = []  # kept across learn() calls
+
+    def _on_step(self):
+        self.actions.append(np.array(self.locals["actions"][0]))
+        return True
+
+
+@pytest.mark.parametrize("name", ["csl-ucb", "ucb", "linsem-ts-oracle", "linsem-ucb-oracle"])
+def test_chunked_learn_and_the_plain_loop_equal_one_learn(name):
+    horizon = 450
+    agent_cls = AGENTS.get(name)
+
+    def fresh():
+        return agent_cls("BanditPolicy", _env(5, instance_seed=2, horizon=horizon), seed=7)
+
+    whole = ActionRecorder()
+    one = fresh().learn(horizon, callback=whole)
+    chunks = ActionRecorder()
+    chunked = fresh()
+    for part in range(3):
+        chunked.learn(horizon // 3, callback=chunks, reset_num_timesteps=part == 0)
+    # the plain gymnasium loop with the public update
+    loop = fresh()
+    env = loop.get_env()
+    observation, info = env.reset(seed=7)
+    played = []
+    for _ in range(horizon):
+        action, _ = loop.predict(observation)
+        observation, reward, _, _, info = env.step(action)
+        loop.observe(action, observation, reward, info)
+        played.append(action)
+    np.testing.assert_array_equal(np.array(chunks.actions), np.array(whole.actions))
+    np.testing.assert_array_equal(np.array(played), np.array(whole.actions))
+    assert one.num_timesteps == chunked.num_timesteps == loop.num_timesteps == horizon
+    np.testing.assert_array_equal(one.predict(None, deterministic=True)[0], loop.predict(None, deterministic=True)[0])
+    if name == "csl-ucb":  # the schedule follows the declared horizon, not the learn() call
+        assert one.kappa == chunked.kappa == loop.kappa
+
+
+# --- bandit worlds refuse nonsense with one line naming the field -------------------------------
+@pytest.mark.parametrize("kwargs, field", [
+    ({"edge_prob": 2.0}, "edge_prob"),
+    ({"edge_prob": float("nan")}, "edge_prob"),
+    ({"generator": "hierarchical", "n_nodes": 7, "nodes_per_layer": 0}, "nodes_per_layer"),
+    ({"generator": "hierarchical", "n_nodes": 7, "nodes_per_layer": -1}, "nodes_per_layer"),
+    ({"weight_low": float("nan")}, "weight_low"),
+    ({"weight_low": 3.0, "weight_high": 2.0}, "weight_low"),
+    ({"weight_low": 1e299, "weight_high": 1e300}, "weight_high"),
+    ({"instance_seed": None}, "instance_seed"),
+    ({"instance_seed": "abc"}, "instance_seed"),
+    ({"n_nodes": 26}, "n_nodes"),
+    ({"noise_std": 1e300}, "noise_std"),
+    ({"noise_mean": "abc"}, "noise_mean"),
+])
+def test_bandit_worlds_refuse_bad_instances(kwargs, field):
+    arguments = {"n_nodes": 6, "instance_seed": 0, **kwargs}
+    with pytest.raises(ValueError, match=f"^{field}") as error:
+        gym.make("causalrl/LinearSEMBandit-v0", **arguments)
+    assert "\n" not in str(error.value)
+
+
+def test_user_weights_that_overflow_are_refused_at_construction():
+    weights = np.zeros((3, 3))
+    weights[0, 1] = weights[1, 2] = 1e200
+    with pytest.raises(ValueError, match="^observational_weights/interventional_weights: expected node values"):
+        gym.make("causalrl/LinearSEMBandit-v0", observational_weights=weights, interventional_weights=weights)
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="^n_nodes: at most 20"):
+        gym.make("causalrl/LinearSEMBandit-v0", n_nodes=26)
+    assert time.perf_counter() - start < 1.0  # refused before any enumeration
+
+
+def test_the_world_keeps_only_the_reward_column():
+    env = _env(12).unwrapped
+    arrays = [value for value in vars(env).values() if isinstance(value, np.ndarray)]
+    assert max(array.size for array in arrays) == 1 << 12  # the reward vector, not (2^N, N)
+    assert env.expected_rewards.shape == (1 << 12,)
+    np.testing.assert_allclose(env.expected_rewards, env.causal_structure.expected_values()[:, -1])

@@ -197,3 +197,32 @@ def test_expected_rewards_when_the_two_learned_graphs_mix_into_a_cycle():
         mixed = np.where(bits[None, :] > 0, interventional, observational)
         expected = np.linalg.solve(np.eye(3) - mixed.T, np.ones(3))[-1]
         assert rewards[arm] == pytest.approx(expected)
+
+
+def test_chunked_learn_and_the_plain_loop_equal_one_learn(monkeypatch):
+    # the structure learner is stubbed (fast, deterministic) so the test is about the loop only
+    monkeypatch.setattr(explore_commit, "dagma_structure", _ordered_ols)
+    monkeypatch.setattr(explore_commit, "_import_dagma_linear", lambda: None)
+
+    def fresh():
+        return ExploreThenCommit("BanditPolicy", LinearSEMBandit(n_nodes=6, instance_seed=2, horizon=300),
+                                 seed=3, explore_rounds=60)
+
+    whole, chunks = _ActionRecorder(), _ActionRecorder()
+    one = fresh().learn(300, callback=whole)
+    chunked = fresh()
+    for part in range(3):
+        chunked.learn(100, callback=chunks, reset_num_timesteps=part == 0)
+    loop = fresh()
+    env = loop.get_env()
+    observation, _ = env.reset(seed=3)
+    played = []
+    for _ in range(300):
+        action, _ = loop.predict(observation)
+        observation, reward, _, _, info = env.step(action)
+        loop.observe(action, observation, reward, info)
+        played.append(action)
+    np.testing.assert_array_equal(np.stack(chunks.actions), np.stack(whole.actions))
+    np.testing.assert_array_equal(np.stack(played), np.stack(whole.actions))
+    np.testing.assert_array_equal(loop.committed_action, one.committed_action)
+    assert one.committed_action is not None  # it did commit, so both phases were compared

@@ -20,6 +20,7 @@ NEW_ENV_IDS = [
     "causalrl/FactoredLQR-v0",
     "causalrl/FactoredNonlinear-v0",
     "causalrl/TwinReacher-v0",
+    "causalrl/TwinReacherPlain-v0",
     "causalrl/HalfCheetahDistractors-v0",
     "causalrl/HopperDistractors-v0",
 ]
@@ -58,6 +59,7 @@ def test_lqr_ground_truth_shapes_and_blocks():
 @pytest.mark.parametrize("field, value", [
     ("n_relevant_states", 0), ("n_distractor_states", -1), ("horizon", 2.5), ("noise_std", -0.1),
     ("action_cost", 0.0), ("edge_prob", 1.5), ("n_relevant_actions", True),
+    ("noise_std", 1e300), ("initial_state_std", 1e7), ("state_cost", float("inf")),
 ])
 def test_bad_constructor_input_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"^{field}: "):
@@ -170,3 +172,55 @@ def test_twin_reacher_arm_b_is_reward_irrelevant_by_construction():
     action = np.array([0.5, -0.2, 0.9, 0.9], dtype=np.float32)
     expected = -10 * float(obs[6:8].astype(float) @ obs[6:8].astype(float)) - 0.1 * float(action[:2].astype(float) @ action[:2].astype(float))
     assert first.step(action)[1] == pytest.approx(expected, rel=1e-5)
+
+
+def test_closed_blocks_of_the_ground_truth():
+    """FactoredLQR: the distractors with the actions driving them form the one reward-free block;
+    a coupling from a distractor into the relevant block, or a reward parent in it, closes it."""
+    env = FactoredLQR(n_relevant_states=3, n_distractor_states=5, n_relevant_actions=2, n_irrelevant_actions=3)
+    truth = env.causal_structure
+    blocks = truth.closed_blocks()
+    assert [(s.tolist(), a.tolist()) for s, a in blocks] == [([3, 4, 5, 6, 7], [2, 3, 4])]
+    from causalrl.core.structure import closed_blocks
+
+    leaky = truth.state_to_state.copy()
+    leaky[4, 0] = True  # distractor 4 drives relevant state 0
+    assert closed_blocks(leaky, truth.action_to_state, truth.state_to_reward[:, 0], truth.action_to_reward[:, 0]) == []
+    shared = truth.action_to_state.copy()
+    shared[0, 5] = True  # a reward-relevant action also drives distractor 5
+    assert closed_blocks(truth.state_to_state, shared, truth.state_to_reward[:, 0], truth.action_to_reward[:, 0]) == []
+    # two independent distractor chains are two blocks; isolated noise dimensions are singletons
+    s2s = np.zeros((4, 4), dtype=bool)
+    s2s[0, 0] = s2s[1, 2] = True
+    a2s = np.zeros((2, 4), dtype=bool)
+    a2s[0, 0] = a2s[1, 1] = True
+    found = closed_blocks(s2s, a2s, np.array([True, False, False, False]), np.array([True, False]))
+    assert [(s.tolist(), a.tolist()) for s, a in found] == [([1, 2], [1]), ([3], [])]
+    # TwinReacher: arm B with its motors
+    assert [(s.tolist(), a.tolist()) for s, a in TwinReacher().causal_structure.closed_blocks()] == \
+        [(list(range(8, 14)), [2, 3])]
+
+
+def test_nonlinear_world_cost_is_not_quadratic():
+    world = FactoredNonlinear(instance_seed=1)
+    assert world.cost == "abs"
+    state, action = np.zeros(world.n_states), np.zeros(world.n_actions)
+    state[:3], action[:2] = [0.5, -2.0, 0.0], [0.5, 0.0]
+    assert world.reward(state, action) == pytest.approx(-(2.5 + 0.1 * 0.5))
+    quadratic = FactoredNonlinear(instance_seed=1, cost="quadratic")
+    assert quadratic.reward(state, action) == pytest.approx(-(4.25 + 0.1 * 0.25))
+    with pytest.raises(ValueError, match="^cost: "):
+        FactoredNonlinear(cost="huber")
+
+
+def test_twin_reacher_plain_uses_the_distance_after_the_step():
+    """Gymnasium's Reacher shape: -|offset_{t+1}| - 0.1 |a_A|^2, with the same ground truth."""
+    env = gym.make("causalrl/TwinReacherPlain-v0").unwrapped
+    env.reset(seed=2)
+    action = np.array([0.7, -0.4, 0.3, 0.3], dtype=np.float32)
+    observation, reward, *_ = env.step(action)
+    offset = observation[6:8].astype(float)
+    assert reward == pytest.approx(-np.sqrt(offset @ offset) - 0.1 * float(action[:2].astype(float) @ action[:2]), rel=1e-5)
+    assert np.array_equal(env.causal_structure.state_to_reward, TwinReacher().causal_structure.state_to_reward)
+    with pytest.raises(ValueError, match="^distance: "):
+        TwinReacher(distance="cubed")

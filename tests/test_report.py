@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 
 import numpy as np
 import pytest
 import scipy.stats
 import yaml
 
-from causalrl.core.stats import iqm, stratified_bootstrap_ci
+from causalrl.core.stats import (
+    iqm,
+    performance_profile,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+)
 from causalrl.experiment.report import write_report
 
 
@@ -87,8 +94,8 @@ def test_report_numbers_failed_runs_and_plots(tmp_path):
     assert "## Failed runs" in markdown and "ValueError: noise_std: must be > 0" in markdown and "ucb__x-2__s3" in markdown
     assert "| ucb (exploration=0.5) | 5 | 30 [" in markdown
     assert "3 (+1 failed/unfinished)" in markdown
-    names = sorted(p.name for p in report.plots)
-    assert names == ["curves__LinearSEMBandit-v0.png", "final__LinearSEMBandit-v0.png"]
+    names = sorted(p.name.split("__")[0] + "__" + p.name.split("__")[1] for p in report.plots)
+    assert names == ["curves__LinearSEMBandit-v0", "final__LinearSEMBandit-v0", "profiles__LinearSEMBandit-v0"]
     assert all(p.stat().st_size > 10_000 for p in report.plots)
     run_rows = list(csv.DictReader(open(report.runs_csv)))
     assert {r["status"] for r in run_rows} == {"ok", "failed"}
@@ -106,3 +113,125 @@ def test_report_over_several_sweeps_pools_envs_and_handles_one_run(tmp_path):
     assert pooled["runs"] == 4 and pooled["iqm"] == pytest.approx(np.mean([41.0, 50.0]))  # middle two of 40,41,50,51
     single = write_report([next((tmp_path / "s1").iterdir())], reps=200)  # one run directory
     assert "(1 run)" in single.markdown.read_text()
+
+
+# --- the report defects of the ecosystem review, each reproduced ---------------------------------
+_LONG = {"horizon": 1500, "instance_seed": 0, "interventional_weights": "default", "noise_mean": 1.0,
+         "noise_std": 1.0, "observational_weights": "default", "reward_scale": 1.0}
+
+
+def test_plot_files_of_similar_envs_never_collide_and_each_heading_embeds_its_own(tmp_path):
+    # two envs whose labels agree on their first 80 characters (n_nodes sorts after the long keys)
+    for n_nodes in (8, 10):
+        for seed in range(2):
+            _run_dir(tmp_path / "runs", f"n{n_nodes}__s{seed}", {"name": "ucb"}, seed,
+                     final={"regret/cumulative": float(n_nodes + seed)}, curve=[(50, 1.0), (100, 2.0)],
+                     env_kwargs={**_LONG, "n_nodes": n_nodes, "zz_padding": "x" * 40})
+    report = write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
+    names = [p.name for p in report.plots]
+    assert len(names) == len(set(names)) == 6  # curves, final, profiles for each env
+    markdown = report.markdown.read_text()
+    sections = markdown.split("\n## ")[1:]
+    embedded = [set(re.findall(r"\]\((\S+\.png)\)", section)) for section in sections if "n_nodes=" in section[:200]]
+    assert len(embedded) == 2 and all(len(found) == 3 for found in embedded)
+    assert not embedded[0] & embedded[1]  # no figure under both headings
+
+
+def test_tune_report_keeps_held_out_runs_apart_from_search_runs(tmp_path):
+    tune = tmp_path / "tune" / "t"
+    agent = {"name": "linsem-ts-oracle", "posterior_scale": 0.23}
+    for seed in range(4):
+        _run_dir(tune / "trials", f"linsem-ts-oracle__t0003__s{seed}", agent, seed, final={"regret/cumulative": 10.0})
+    for seed in (100, 101, 102):
+        _run_dir(tune / "heldout" / "best-t0003", f"linsem-ts-oracle__s{seed}", agent, seed,
+                 final={"regret/cumulative": 40.0})
+    (tune / "result.json").write_text("{}")
+    report = write_report([tune], out=tmp_path / "out", reps=200)
+    rows = {r["agent"]: r for r in report.table if r["metric"] == "regret/cumulative"}
+    assert set(rows) == {"linsem-ts-oracle (phase=held-out)", "linsem-ts-oracle (phase=search)"}
+    assert rows["linsem-ts-oracle (phase=search)"]["runs"] == 4 and rows["linsem-ts-oracle (phase=search)"]["iqm"] == 10.0
+    assert rows["linsem-ts-oracle (phase=held-out)"]["runs"] == 3 and rows["linsem-ts-oracle (phase=held-out)"]["iqm"] == 40.0
+    assert "held-out runs (`phase=held-out`) are reported apart" in report.markdown.read_text()
+
+
+def test_a_rerun_seed_is_collapsed_not_counted_twice(tmp_path):
+    first = _run_dir(tmp_path / "runs", "csl__s0__a", {"name": "csl-ucb"}, 0, final={"regret/cumulative": 1337.0})
+    second = _run_dir(tmp_path / "runs", "csl__s0__b", {"name": "csl-ucb"}, 0, final={"regret/cumulative": 1337.0})
+    os.utime(first / "summary.json", (1_000, 1_000))  # `second` is the newer run
+    _run_dir(tmp_path / "runs", "csl__s1", {"name": "csl-ucb"}, 1, final={"regret/cumulative": 900.0})
+    report = write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
+    row = next(r for r in report.table if r["metric"] == "regret/cumulative")
+    assert row["runs"] == 2 and row["ci_low"] < row["ci_high"]  # seeds 0 and 1, not 0, 0, 1
+    markdown = report.markdown.read_text()
+    assert "## Duplicated seeds (collapsed)" in markdown
+    assert f"`{second.name}` | `{first.name}` | yes" in markdown
+    assert "(+1 duplicated seeds, collapsed)" in markdown
+    statuses = {r["run_dir"].split("/")[-1]: r["status"] for r in csv.DictReader(open(report.runs_csv))}
+    assert statuses == {first.name: "duplicate", second.name: "ok", "csl__s1": "ok"}
+
+
+def _captured_figures(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda figure=None: figures.append(figure))
+    return figures
+
+
+def test_curve_bands_are_distinct_and_the_legend_and_title_stay_off_the_data(tmp_path, monkeypatch):
+    figures = _captured_figures(monkeypatch)
+    for n_nodes in (8, 10):  # two configs: the titles carry the long env labels
+        for index, exploration in enumerate([0.25, 0.5, 1.0, 2.0]):
+            for seed in range(3):  # four overlapping bands that plateau at the same value (the review's case)
+                curve = [(step, 1.0 - 0.5 ** (step / 50) + 0.01 * seed + 0.001 * index) for step in range(50, 301, 50)]
+                _run_dir(tmp_path / "runs", f"n{n_nodes}__ucb__{exploration}__s{seed}",
+                         {"name": "ucb", "exploration": exploration}, seed, final={"regret/cumulative": curve[-1][1]},
+                         curve=curve, env_kwargs={**{k: f"{v}-{n_nodes}" for k, v in _LONG.items()}, "n_nodes": n_nodes})
+    write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
+    figure = next(f for f in figures if f is not None and "CI band" in (f._suptitle.get_text() if f._suptitle else ""))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    axis = figure.axes[0]
+    hatched = [c for c in axis.collections if c.get_hatch()]
+    assert len(hatched) == 4
+    assert len({c.get_hatch() for c in hatched}) == 4 and len({tuple(c.get_edgecolor()[0][:3]) for c in hatched}) == 4
+    assert len({line.get_linestyle() for line in axis.get_lines()}) == 4
+    legend = figure.legends[0].get_window_extent(renderer)
+    for each in figure.axes:
+        assert not legend.overlaps(each.get_window_extent(renderer))  # the legend sits outside every panel
+    title = figure._suptitle
+    assert "\n" in title.get_text()  # long titles wrap
+    box = title.get_window_extent(renderer)
+    assert box.x0 >= 0 and box.x1 <= figure.bbox.width  # and stay inside the figure
+
+
+def test_performance_profile_and_probability_of_improvement_match_rliable_definitions():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(7, 3)).round(1)  # (runs x tasks), rounded so there are ties
+    y = rng.normal(0.3, size=(5, 3)).round(1)
+    # rliable: per task Mann-Whitney U / (n_x n_y), averaged over tasks
+    expected = np.mean([scipy.stats.mannwhitneyu(x[:, j], y[:, j], alternative="greater").statistic / 35
+                        for j in range(3)])
+    assert probability_of_improvement(x, y) == pytest.approx(expected)
+    assert probability_of_improvement(x, y) + probability_of_improvement(y, x) == pytest.approx(1.0)
+    assert probability_of_improvement(x, y, higher_is_better=False) == pytest.approx(probability_of_improvement(y, x))
+    assert probability_of_improvement(np.ones((3, 2)), np.ones((4, 2))) == pytest.approx(0.5)
+    # rliable's score distribution: share of all runs (and tasks) above tau
+    taus = np.linspace(-2, 2, 9)
+    np.testing.assert_allclose(performance_profile(x, taus), [np.mean(x > tau) for tau in taus])
+    np.testing.assert_allclose(performance_profile(x, taus, higher_is_better=False), [np.mean(x <= tau) for tau in taus])
+    # unequal run counts: each task weighs the same
+    assert performance_profile([np.array([0.0, 2.0]), np.array([2.0])], [1.0]) == pytest.approx([0.75])
+
+
+def test_report_writes_probability_of_improvement_and_profiles(tmp_path):
+    for seed in range(4):
+        _run_dir(tmp_path / "runs", f"good__s{seed}", {"name": "linsem-ts-oracle"}, seed,
+                 final={"regret/cumulative": 10.0 + seed})
+        _run_dir(tmp_path / "runs", f"bad__s{seed}", {"name": "ucb"}, seed, final={"regret/cumulative": 100.0 + seed})
+    report = write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "probability_of_improvement.csv")))
+    pair = {(r["x"], r["y"]): float(r["p_x_better"]) for r in rows if r["metric"] == "regret/cumulative"}
+    assert pair[("linsem-ts-oracle", "ucb")] == 1.0 and pair[("ucb", "linsem-ts-oracle")] == 0.0  # lower regret wins
+    assert any(p.name.startswith("profiles__") for p in report.plots)
+    assert "P(row > column)" in report.markdown.read_text()

@@ -135,7 +135,7 @@ def _kill_and_resume(tmp_path: Path, name: str, rows: int) -> None:
 
     config = load_experiment(config_path)[0]
     reference = run(config, run_dir=tmp_path / "reference")
-    steps = [int(line.split(",")[0]) for line in (run_dir / "progress.csv").read_text().splitlines()[1:]]
+    steps = [int(float(row["time/steps"])) for row in csv.DictReader((run_dir / "progress.csv").open())]
     assert steps == list(range(config.log_interval, config.total_steps + 1, config.log_interval))  # none lost or twice
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["steps"] == config.total_steps

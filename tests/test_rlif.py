@@ -191,7 +191,7 @@ def _rlif(env, **kwargs):
 
 
 def _intervention_env(world, **kwargs):
-    return InterventionWrapper(world, LQRExpert(world, level="medium"), strategy="value", **kwargs)
+    return InterventionWrapper(world, LQRExpert(world, level="medium"), **{"strategy": "value", **kwargs})
 
 
 def test_rlif_learning_signal_holds_no_task_reward():
@@ -329,3 +329,277 @@ def test_rlif_learns_past_the_weak_expert_from_its_takeovers_alone():
                             EVAL_SEED)["normalised_score"]
     assert score > LQR_EXPERT_SCORES["weak"] + 0.3, (score, rates)
     assert rates[-1] < rates[0] - 0.2, rates
+
+
+# --- review fixes: load-and-continue, missing info keys, reference sampling, defaults, wrapper convention ----
+def test_rlif_continues_training_after_load(tmp_path):
+    """The replay buffer is not saved and labels lag one step: after load() the first update must
+    wait for a stored transition instead of sampling an empty buffer (``high <= 0``)."""
+    world = small_world()
+    env = _intervention_env(world)
+    model = _rlif(env)
+    model.learn(60)
+    model.save(tmp_path / "model.zip")
+    loaded = RLIF.load(tmp_path / "model.zip", env=env)
+    loaded.set_logger(configure(None, []))
+    before = [p.detach().clone() for p in loaded.policy.critic.parameters()]
+    updates = loaded._n_updates
+    loaded.learn(40, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 100
+    assert loaded.replay_buffer.size() >= 38  # refilled (one pending transition at most)
+    assert loaded._n_updates > updates  # and trained on it
+    assert any(not th.equal(a, b) for a, b in zip(before, loaded.policy.critic.parameters()))
+
+
+def test_rlif_refuses_an_env_without_intervention_info():
+    model = _rlif(small_world())
+    with pytest.raises(ValueError, match=r"^env: RLIF learns from takeovers.*InterventionWrapper$"):
+        model.learn(30)
+
+
+def test_hg_dagger_refuses_an_expert_that_never_takes_over():
+    world = small_world()
+    model = HGDAgger("MlpPolicy", _intervention_env(world, strategy="none"), seed=0, **SMALL_BC)
+    model.set_logger(configure(None, []))
+    with pytest.raises(ValueError, match=r"^env: HG-DAgger .* strategy is 'none'"):
+        model.learn(60)
+    # the registered world exposes its strategy too
+    env = gym.make("causalrl/FactoredLQRIntervention-v0", horizon=20, strategy="none")
+    with pytest.raises(ValueError, match="strategy is 'none'"):
+        HGDAgger("MlpPolicy", env, seed=0, **SMALL_BC).learn(60)
+
+
+class _RecordingExpert:
+    """An expert whose reference policy records how the value test asks for its action."""
+
+    def __init__(self, world):
+        self.inner = LQRExpert(world, level="strong")
+        self.requests = []
+
+    def act(self, observation):
+        return self.inner.act(observation)
+
+    def q_value(self, observation, action):
+        return self.inner.q_value(observation, action)
+
+    def reference_action(self, observation, deterministic=True):
+        self.requests.append(deterministic)
+        return self.inner.reference_action(observation)
+
+
+@pytest.mark.parametrize("sample_reference", [None, True, False])
+def test_value_test_samples_the_reference_action_by_default(sample_reference):
+    """The reference code samples a_ref ~ pi_ref (docs/rlif.md (c)); the mode is the option."""
+    world = small_world()
+    expert = _RecordingExpert(world)
+    kwargs = {} if sample_reference is None else {"sample_reference": sample_reference}
+    env = InterventionWrapper(world, expert, **kwargs)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(env.action_space.sample())
+    assert expert.requests and set(expert.requests) == {sample_reference is False}
+
+
+def test_policy_expert_samples_its_reference_from_its_own_stream():
+    from stable_baselines3 import SAC
+
+    world = small_world()
+    judge = SAC("MlpPolicy", world, policy_kwargs={"net_arch": [16]}, seed=0)
+    expert = PolicyExpert(judge, seed=5)
+    observation, _ = world.reset(seed=0)
+    mode = expert.reference_action(observation, deterministic=True)
+    np.testing.assert_allclose(mode, judge.predict(observation, deterministic=True)[0])
+    samples = np.stack([expert.reference_action(observation, deterministic=False) for _ in range(200)])
+    assert samples.shape == (200, *world.action_space.shape) and np.all(np.abs(samples) <= 1)
+    assert samples.std(axis=0).min() > 0.05  # a fresh SAC policy has std ~1 before the squash
+    expert.seed(5)
+    np.testing.assert_array_equal(expert.reference_action(observation, deterministic=False), samples[0])
+    th.manual_seed(123)  # the torch stream plays no part
+    expert.seed(5)
+    np.testing.assert_array_equal(expert.reference_action(observation, deterministic=False), samples[0])
+
+
+def test_takeover_steps_default_per_strategy():
+    """The reference's random script draws every step (k = 1); value and distance hold for k = 4."""
+    world = small_world()
+    expert = LQRExpert(world, level="weak")
+    assert InterventionWrapper(world, expert, strategy="random").takeover_steps == 1
+    assert InterventionWrapper(world, expert, strategy="value").takeover_steps == 4
+    assert InterventionWrapper(world, expert, strategy="distance").takeover_steps == 4
+    env = InterventionWrapper(world, expert, strategy="random", rate=0.5)
+    env.reset(seed=1)
+    flags = []
+    for _ in range(1500):
+        _, _, terminated, truncated, info = env.step(env.action_space.sample())
+        flags.append(info["intervened"])
+        if terminated or truncated:
+            env.reset()
+    assert np.mean(flags) == pytest.approx(0.5, abs=0.05)  # k = 4 chains blocks: about 0.8
+
+
+def test_check_env_on_a_user_built_wrapper_around_gym_make():
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [16]}, seed=0)
+    env = InterventionWrapper(gym.make("Pendulum-v1"), PolicyExpert(model, noise=0.2), delta=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gymnasium_check_env(env, skip_render_check=True)
+    recreated = env.spec.make()
+    assert isinstance(recreated, InterventionWrapper) and recreated.delta == 0.1
+    assert isinstance(recreated.expert, PolicyExpert) and recreated.expert.noise == 0.2
+
+
+def _reference_gaps(world, expert, n_states=100, n_actions=32, seed=7):
+    """Q(s, a_ref) - Q(s, a) for uniform actions on the states pi_ref visits (independent of the wrapper)."""
+    rng = np.random.default_rng(seed)
+    observation, _ = world.reset(seed=seed)
+    gaps = []
+    for _ in range(n_states):
+        a_ref = expert.reference_action(observation)
+        actions = rng.uniform(-1, 1, size=(n_actions, world.n_actions))
+        gaps.append(expert.q_value(observation, a_ref) - expert.q_value(np.stack([observation] * n_actions), actions))
+        observation, _, terminated, truncated, _ = world.step(a_ref)
+        if terminated or truncated:
+            observation, _ = world.reset()
+    return np.concatenate(gaps)
+
+
+def test_delta_auto_picks_a_value_inside_the_observed_q_gap_range():
+    world = FactoredLQR()
+    expert = LQRExpert(world, level="weak")
+    gaps = _reference_gaps(FactoredLQR(), expert)
+    deltas = {}
+    for quantile in (0.2, 0.5, 0.8):
+        env = InterventionWrapper(world, expert, delta="auto", delta_quantile=quantile)
+        stats = env.delta_calibration
+        assert stats["gap_min"] < env.delta < stats["gap_max"]
+        assert gaps.min() <= env.delta <= gaps.max()
+        # the same quantile of an independent sample of gaps (a different seed): within 15%
+        assert env.delta == pytest.approx(np.quantile(gaps, quantile), rel=0.15)
+        deltas[quantile] = env.delta
+    assert deltas[0.2] < deltas[0.5] < deltas[0.8]
+    # the chosen delta reaches the value test and the agent-facing attribute of the registered world
+    registered = gym.make("causalrl/FactoredLQRIntervention-v0", delta="auto", expert_level="weak").unwrapped
+    assert registered.delta == pytest.approx(np.quantile(gaps, 0.5), rel=0.15)
+    with pytest.raises(ValueError, match="^delta: a number >= 0"):
+        InterventionWrapper(world, expert, delta="automatic")
+
+
+def test_delta_auto_is_reproducible_with_a_sampled_reference():
+    from stable_baselines3 import SAC
+
+    world = small_world()
+    judge = SAC("MlpPolicy", world, policy_kwargs={"net_arch": [16]}, seed=0)
+    kwargs = {"delta": "auto", "calibration_steps": 30, "delta_quantile": 0.9}
+    deltas = [InterventionWrapper(world, PolicyExpert(judge), **kwargs).delta for _ in range(2)]
+    assert deltas[0] == deltas[1] > 0
+    mode = InterventionWrapper(world, PolicyExpert(judge), sample_reference=False, **kwargs)
+    assert mode.delta != deltas[0]  # the sampled a_ref enters the calibration
+
+
+def test_rlif_logs_judge_decisions(tmp_path):
+    world = small_world()
+    env = _intervention_env(world, delta=0.7)
+    model = RLIF("MlpPolicy", env, seed=3, **SMALL_RLIF)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(200, log_interval=1)
+    import csv
+
+    with open(tmp_path / "progress.csv") as file:
+        rows = list(csv.DictReader(file))
+    values = {key: [float(r[key]) for r in rows if r.get(key)] for key in
+              ("judge/takeover_rate", "judge/bad_rate", "judge/q_gap_mean", "judge/delta")}
+    assert all(values.values()), values
+    assert set(values["judge/delta"]) == {0.7}
+    assert all(0 <= v <= 1 for v in values["judge/takeover_rate"] + values["judge/bad_rate"])
+    assert all(v >= 0 for v in values["judge/q_gap_mean"])  # Q* gaps to the optimal action are >= 0
+
+
+# --- interventions from a config, for any gymnasium id --------------------------------------------
+@pytest.fixture
+def pendulum_experts(tmp_path):
+    from stable_baselines3 import SAC
+
+    paths = {}
+    for name, seed in (("acting", 0), ("judge", 1)):
+        model = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [16]}, seed=seed)
+        paths[name] = tmp_path / name / "model.zip"
+        model.save(paths[name])
+    return paths
+
+
+def test_config_path_builds_the_same_wrapper_as_the_python_api(pendulum_experts, tmp_path):
+    from stable_baselines3 import SAC
+
+    from causalrl.experiment.config import validate
+    from causalrl.experiment.evaluation import evaluation_env
+    from causalrl.experiment.runner import build_env
+
+    block = {"expert": str(pendulum_experts["acting"].parent), "reference": str(tmp_path / "jud*" / "model.zip"),
+             "noise": 0.3, "strategy": "value", "delta": 0.05, "takeover_steps": 3}
+    raw = {"env": {"id": "Pendulum-v1", "intervention": block}, "agents": [{"name": "rlif"}]}
+    (config,) = validate(raw)
+    assert config.env.kwargs["intervention"]["reference"] == str(pendulum_experts["judge"])  # glob resolved
+    from_config = build_env(config)
+    by_hand = InterventionWrapper(gym.make("Pendulum-v1"),
+                                  PolicyExpert(SAC.load(pendulum_experts["acting"]), noise=0.3,
+                                               reference=SAC.load(pendulum_experts["judge"])),
+                                  strategy="value", delta=0.05, takeover_steps=3)
+    assert str(from_config) == str(by_hand)
+    saved = {k: v for k, v in from_config._saved_kwargs.items() if k != "expert"}
+    assert saved == {k: v for k, v in by_hand._saved_kwargs.items() if k != "expert"}
+    infos = []
+    for env in (from_config, by_hand):
+        env.reset(seed=4)
+        rng = np.random.default_rng(0)
+        infos.append([env.step(rng.uniform(-2, 2, 1).astype(np.float32))[4] for _ in range(40)])
+    assert any(i["intervened"] for i in infos[0]) and not all(i["intervened"] for i in infos[0])
+    for a, b in zip(*infos):
+        assert a["intervened"] == b["intervened"] and a.get("q_gap") == b.get("q_gap")
+        np.testing.assert_array_equal(a["executed_action"], b["executed_action"])
+    # the runner evaluates the learner alone: no expert in the evaluation env
+    assert not isinstance(evaluation_env(build_env(config)), InterventionWrapper)
+
+
+@pytest.mark.parametrize("block, field", [
+    ({"expert": "nowhere/model.zip"}, "env.intervention.expert"),
+    ({"reference": "x"}, "env.intervention.expert"),
+    ({"expert": "ACTING", "strategy": "sometimes"}, "env.intervention.strategy"),
+    ({"expert": "ACTING", "delta": "big"}, "env.intervention.delta"),
+    ({"expert": "ACTING", "beta": 2}, "env.intervention.beta"),
+    ({"expert": "ACTING", "takeover_steps": 0}, "env.intervention.takeover_steps"),
+    ({"expert": "ACTING", "algorithm": "nosuchagent"}, "env.intervention.algorithm"),
+    ({"expert": "ACTING", "speed": 1}, "env.intervention.speed"),
+    ("yes", "env.intervention"),
+])
+def test_config_intervention_errors_name_the_field(block, field, pendulum_experts):
+    from causalrl.experiment.config import ConfigError, validate
+
+    if isinstance(block, dict):
+        block = {k: (str(pendulum_experts["acting"]) if v == "ACTING" else v) for k, v in block.items()}
+    with pytest.raises(ConfigError) as error:
+        validate({"env": {"id": "Pendulum-v1", "intervention": block}, "agents": [{"name": "rlif"}]})
+    message = str(error.value)
+    assert message.startswith(field) and "\n" not in message
+
+
+def test_runner_trains_rlif_on_a_config_built_intervention(pendulum_experts, in_tmp):
+    from causalrl.experiment.config import validate
+    from causalrl.experiment.runner import run
+
+    raw = {"env": {"id": "Pendulum-v1", "intervention": {"expert": str(pendulum_experts["acting"]), "delta": "auto",
+                                                          "calibration_steps": 20}},
+           "agents": [{"name": "rlif", **SMALL_RLIF}], "total_steps": 60, "log_interval": 30, "eval_interval": 60,
+           "eval_episodes": 1, "progress_bar": False, "save_model": False}
+    (config,) = validate(raw)
+    result = run(config)
+    rates = [row["intervention/rate"] for row in result.rows]
+    assert len(rates) == 2 and all(0 <= r <= 1 for r in rates)
+    assert "eval/deterministic_return_mean" in result.rows[-1]
+    import csv
+
+    with open(result.run_dir / "progress.csv") as file:
+        logged = list(csv.DictReader(file))
+    deltas = {float(row["judge/delta"]) for row in logged if row.get("judge/delta")}
+    assert len(deltas) == 1 and deltas.pop() >= 0  # the calibrated delta, logged by RLIF

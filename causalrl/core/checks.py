@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_int"]
+__all__ = ["check_int", "check_action"]
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:
@@ -14,3 +14,31 @@ def check_int(value, name: str, minimum: int = 1) -> int:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name}: must be {kind}, got {value!r}")
     return int(value)
+
+
+def check_action(action, shape, low=None, high=None, dtype=float, name: str = "action") -> np.ndarray:
+    """``action`` as a ``dtype`` array of exactly ``shape`` whose entries are finite numbers (and
+    within ``[low, high]`` when given); else a one-line error naming ``name``.
+
+    No reshaping: a (2, 2) array is not a (4,) action, and a batch of one is not one action.
+    Worlds that clip to their bounds pass no ``low``/``high`` and clip the returned array."""
+    shape = tuple(int(size) for size in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
+    expected = f"{name}: expected a finite numeric array of shape {shape}"
+    try:
+        array = np.asarray(action)
+    except (ValueError, TypeError):  # ragged nested lists
+        raise ValueError(f"{expected}, got a ragged {type(action).__name__}") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{expected}, got {type(action).__name__} of dtype {array.dtype}")
+    if array.shape != shape:
+        raise ValueError(f"{expected}, got shape {array.shape}")
+    array = array.astype(dtype)
+    finite = np.isfinite(array)
+    if not finite.all():
+        raise ValueError(f"{expected}, got {array[~finite].flat[0]} at index {np.argwhere(~finite)[0].tolist()}")
+    if low is not None or high is not None:
+        below = array < (-np.inf if low is None else low)
+        above = array > (np.inf if high is None else high)
+        if below.any() or above.any():
+            raise ValueError(f"{name}: entries must lie in [{low}, {high}], got {array[below | above].flat[0]}")
+    return array

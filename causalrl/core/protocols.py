@@ -26,8 +26,9 @@ class Expert(Protocol):
     better. Intervention wrappers compare it between the learner's action and a reference
     action (docs/rlif.md (c)).
 
-    Optional, not part of the runtime check: ``reference_action(observation)`` (pi_ref's own
-    action; wrappers fall back to ``act``) and ``seed(seed)`` (reseeds the expert's random
+    Optional, not part of the runtime check: ``reference_action(observation, deterministic=True)``
+    (pi_ref's own action: its mode, or a sample with ``deterministic=False``, which the value test
+    uses by default as the reference code does; wrappers fall back to ``act``) and ``seed(seed)`` (reseeds the expert's random
     stream; wrappers call it from ``reset(seed=...)`` so episodes are reproducible).
     """
 

@@ -18,18 +18,22 @@ import numpy as np
 from causalrl.core.graph import GraphError, topological_order, validate_adjacency
 
 __all__ = [
+    "MAX_ENUMERATED_NODES",
+    "LinearSEM",
+    "action_to_index",
     "all_interventions",
     "arm_chunks",
-    "values_and_flow",
-    "whole_graph_change_statistic",
-    "action_to_index",
     "propagate",
     "reward_flow",
-    "LinearSEM",
+    "values_and_flow",
+    "whole_graph_change_statistic",
 ]
 
 #: arms per chunk when evaluating all 2^N interventions; bounds memory at large N
 ARM_CHUNK = 1 << 16
+#: the largest N whose 2^N interventions worlds and agents enumerate: N = 20 is 1M arms (an 8 MB
+#: reward vector, seconds to evaluate); N = 26 would be 67M arms, minutes and GBs per evaluation
+MAX_ENUMERATED_NODES = 20
 #: transfer matrices kept per SEM (N=15: 4096 x 15 x 15 floats = 7 MB)
 TRANSFER_CACHE_SIZE = 4096
 
@@ -57,63 +61,168 @@ def action_to_index(actions) -> np.ndarray | int:
     return int(index) if array.ndim == 1 else index
 
 
+def _permuted(observational, interventional, actions, components):
+    """The system relabelled so that ``components`` (a topological order of groups of nodes)
+    occupy consecutive indices: the parents of a node then sit in a prefix of the columns, which
+    a column-major array reads without copies."""
+    permutation = np.concatenate(components)
+    block = np.ix_(permutation, permutation)
+    return (permutation, np.asarray(observational, dtype=float)[block], np.asarray(interventional, dtype=float)[block],
+            np.asfortranarray(np.asarray(actions, dtype=float)[:, permutation]))
+
+
+def _walk_values(observational, interventional, actions, exogenous, components) -> np.ndarray:
+    """``X = B_a^T X + exogenous`` for every arm, nodes already relabelled in component order."""
+    n_arms, n_nodes = actions.shape
+    values = np.empty((n_arms, n_nodes), order="F")
+    start = 0
+    for members in components:
+        stop = start + len(members)
+        prefix = values[:, :start]  # everything this group can depend on
+        if stop - start == 1:
+            inputs0, inputs1 = prefix @ observational[:start, start], prefix @ interventional[:start, start]
+            values[:, start] = exogenous[..., start] + np.where(actions[:, start] > 0, inputs1, inputs0)
+        else:  # a strongly connected group: its own edges are solved per arm
+            inputs0 = prefix @ observational[:start, start:stop]
+            inputs1 = prefix @ interventional[:start, start:stop]
+            base = exogenous[..., start:stop] + np.where(actions[:, start:stop] > 0, inputs1, inputs0)
+            block = (slice(start, stop), slice(start, stop))
+            values[:, start:stop] = _solve_block(base, observational[block], interventional[block],
+                                                 actions[:, start:stop], transpose=True)
+        start = stop
+    return values
+
+
+def _walk_flow(observational, interventional, actions, reward_node: int, components) -> np.ndarray:
+    """Column ``reward_node`` of (I - B_a)^{-1} for every arm, in reverse component order:
+    ``f_j = delta_jN + sum_i [B_a]_{ji} f_i``, column i of B_a following a_i. The flow computed so
+    far is kept split as f * (1 - a) and f * a, so each group costs two products."""
+    n_arms, n_nodes = actions.shape
+    flow = np.empty((n_arms, n_nodes), order="F")
+    kept = np.empty((n_arms, n_nodes), order="F")  # f * (1 - a): children through B
+    swapped = np.empty((n_arms, n_nodes), order="F")  # f * a: children through B'
+    stop = n_nodes
+    for members in components[::-1]:
+        start = stop - len(members)
+        later = slice(stop, n_nodes)
+        if stop - start == 1:
+            base = kept[:, later] @ observational[start, later] + swapped[:, later] @ interventional[start, later]
+            base = base + float(start == reward_node)
+            flow[:, start] = base
+            swapped[:, start] = base * actions[:, start]
+            kept[:, start] = base - swapped[:, start]
+        else:
+            group = slice(start, stop)
+            base = kept[:, later] @ observational[group, later].T + swapped[:, later] @ interventional[group, later].T
+            base = base + (np.arange(start, stop) == reward_node)
+            base = _solve_block(base, observational[group, group], interventional[group, group],
+                                actions[:, group], transpose=False)
+            flow[:, group] = base
+            swapped[:, group] = base * actions[:, group]
+            kept[:, group] = base - swapped[:, group]
+        stop = start
+    return flow
+
+
 def propagate(observational, interventional, actions, exogenous, order) -> np.ndarray:
     """Solve ``X = B_a^T X + exogenous`` for every row of ``actions`` at once.
 
     ``actions`` is (A, N) binary, ``exogenous`` broadcasts to (A, N) (the noise mean for expected
     values, a noise draw for samples), ``order`` a topological order valid for every B_a.
     """
-    values = np.zeros(np.shape(actions), dtype=float)
-    values += exogenous
-    intervened = np.asarray(actions) > 0
-    mechanisms = np.stack([observational, interventional], axis=-1)  # [j, i, b]
-    for node in order:
-        # both candidate inputs of `node` in one product, then pick each arm's mechanism
-        inputs = values @ mechanisms[:, node, :]
-        values[:, node] += np.where(intervened[:, node], inputs[:, 1], inputs[:, 0])
-    return values
+    actions = np.atleast_2d(np.asarray(actions, dtype=float))
+    components = [np.array([node]) for node in order]
+    permutation, observational, interventional, actions = _permuted(observational, interventional, actions, components)
+    exogenous = np.broadcast_to(np.asarray(exogenous, dtype=float), actions.shape)[:, permutation]
+    values = _walk_values(observational, interventional, actions, exogenous, components)
+    result = np.empty(values.shape)
+    result[:, permutation] = values
+    return result
 
 
 def reward_flow(observational, interventional, actions, reward_node: int, order) -> np.ndarray:
     """Column ``reward_node`` of the flow matrix ``C_a = (I - B_a)^{-1}`` for every arm: entry j
     is the total causal effect of node j on the reward node (sum over directed paths)."""
-    actions = np.asarray(actions, dtype=float)
-    flow = np.zeros(actions.shape, dtype=float)
-    flow[:, reward_node] = 1.0
-    for node in order[::-1]:
-        # row `node` of B_a: entry i comes from B' when a_i = 1, else from B
-        row = observational[node] + actions * (interventional[node] - observational[node])
-        flow[:, node] += np.einsum("ai,ai->a", row, flow)
-    return flow
+    actions = np.atleast_2d(np.asarray(actions, dtype=float))
+    components = [np.array([node]) for node in order]
+    permutation, observational, interventional, actions = _permuted(observational, interventional, actions, components)
+    position = int(np.flatnonzero(permutation == reward_node % len(permutation))[0])
+    flow = _walk_flow(observational, interventional, actions, position, components)
+    result = np.empty(flow.shape)
+    result[:, permutation] = flow
+    return result
+
+
+def _components_in_order(adjacency: np.ndarray) -> list[np.ndarray]:
+    """Strongly connected components of a directed graph (N <= ~30), in a topological order of
+    the graph of components (reachability closure by repeated squaring)."""
+    n_nodes = adjacency.shape[0]
+    reach = adjacency.astype(bool) | np.eye(n_nodes, dtype=bool)
+    for _ in range(max(1, int(np.ceil(np.log2(max(n_nodes, 2)))))):
+        reach = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
+    mutual = reach & reach.T
+    labels = np.full(n_nodes, -1)
+    components = []
+    for node in range(n_nodes):
+        if labels[node] < 0:
+            members = np.flatnonzero(mutual[node])
+            labels[members] = len(components)
+            components.append(members)
+    # component c precedes d when some node of c reaches some node of d; sorting by the number of
+    # nodes that reach a component's first node gives a topological order of the components
+    upstream = [int(reach[:, members[0]].sum()) for members in components]
+    return [components[c] for c in np.argsort(upstream, kind="stable")]
+
+
+def _solve_block(base: np.ndarray, observational: np.ndarray, interventional: np.ndarray,
+                 actions: np.ndarray, transpose: bool) -> np.ndarray:
+    """Solve ``x = base + M_a x`` per arm on one strongly connected block, where ``M_a`` is the
+    block of ``B_a^T`` (values) or of ``B_a`` (flow). Jacobi passes first: for an arm whose B_a is
+    acyclic on the block they reach the exact solution within ``size`` passes, and a pass that
+    changes nothing certifies a fixed point; the remaining (cyclic) arms get a direct solve."""
+    size = base.shape[1]
+    pick = actions > 0
+    solution = base.copy()
+    for _ in range(size + 1):
+        if transpose:  # values: x_i = base_i + sum_j [B_a]_{ji} x_j
+            update = base + np.where(pick, solution @ interventional, solution @ observational)
+        else:  # flow: f_j = base_j + sum_i [B_a]_{ji} f_i
+            update = base + ((solution * ~pick) @ observational.T + (solution * pick) @ interventional.T)
+        stable = np.all(update == solution, axis=1)
+        solution = update
+        if stable.all():
+            return solution
+    cyclic = np.flatnonzero(~stable)
+    chosen = np.where(pick[cyclic][:, None, :], interventional, observational)  # (A', s, s): [B_a]_{ji}
+    system = np.eye(size) - (chosen.transpose(0, 2, 1) if transpose else chosen)
+    try:
+        solution[cyclic] = np.linalg.solve(system, base[cyclic][..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        solution[cyclic] = np.einsum("aij,aj->ai", np.linalg.pinv(system), base[cyclic])
+    return solution
 
 
 def values_and_flow(observational, interventional, actions, noise_mean, reward_node: int):
     """E[X | a] = (I - B_a)^{-T} nu and column ``reward_node`` of (I - B_a)^{-1} for every arm
-    of *estimated* weights. Uses the topological walk when the union of both mechanisms' graphs
-    is a DAG, else batched linear solves: separately learned B and B' can disagree on an edge's
-    direction, so some mixed B_a are cyclic (a singular system falls back to the pseudo-inverse).
+    of *estimated* weights, by a walk over the nodes in topological order of the union of both
+    mechanisms' graphs. Separately learned B and B' can disagree on an edge's direction, so the
+    union can have cycles and some mixed B_a are cyclic: then the walk goes over the union's
+    strongly connected components in order and solves each multi-node component per arm
+    (:func:`_solve_block`); the cost stays O(A N^2) plus the components' small systems instead
+    of one N x N solve per arm.
     """
-    actions = np.asarray(actions, dtype=float)
-    noise_mean = np.broadcast_to(np.asarray(noise_mean, dtype=float), (actions.shape[1],))
-    order = topological_order((observational != 0) | (interventional != 0))
-    if order is not None:
-        return (propagate(observational, interventional, actions, noise_mean, order),
-                reward_flow(observational, interventional, actions, reward_node, order))
-    n_arms, n_nodes = actions.shape
-    # I - B_a = I - B - (B' - B) diag(a), for all arms at once: (A, N, N)
-    system = np.multiply(actions[:, None, :], observational - interventional)
-    system -= observational
-    system += np.eye(n_nodes)
-    mean_rhs = np.broadcast_to(noise_mean[:, None], (n_arms, n_nodes, 1))
-    reward_rhs = np.broadcast_to(np.eye(n_nodes)[:, reward_node : reward_node + 1], (n_arms, n_nodes, 1))
-    try:
-        values = np.linalg.solve(system.transpose(0, 2, 1), mean_rhs)[..., 0]
-        flow = np.linalg.solve(system, reward_rhs)[..., 0]
-    except np.linalg.LinAlgError:
-        inverse = np.linalg.pinv(system)
-        values = np.einsum("aji,j->ai", inverse, noise_mean)
-        flow = inverse[:, :, reward_node]
-    return values, flow
+    actions = np.atleast_2d(np.asarray(actions, dtype=float))
+    n_nodes = actions.shape[1]
+    noise_mean = np.broadcast_to(np.asarray(noise_mean, dtype=float), (n_nodes,))
+    union = (np.asarray(observational) != 0) | (np.asarray(interventional) != 0)
+    order = topological_order(union)
+    components = [np.array([node]) for node in order] if order is not None else _components_in_order(union)
+    permutation, observational, interventional, actions = _permuted(observational, interventional, actions, components)
+    position = int(np.flatnonzero(permutation == reward_node % n_nodes)[0])
+    values = _walk_values(observational, interventional, actions, noise_mean[permutation], components)
+    flow = _walk_flow(observational, interventional, actions, position, components)
+    inverse = np.argsort(permutation)
+    return values[:, inverse], flow[:, inverse]
 
 
 def whole_graph_change_statistic(values, actions, observational, interventional, noise_mean, noise_std) -> float:
@@ -256,5 +365,8 @@ class LinearSEM:
         return np.concatenate([self.expected_values(chunk) for chunk in arm_chunks(self.n_nodes)])
 
     def expected_rewards(self, actions=None) -> np.ndarray:
-        """mu_a = [(I - B_a)^{-T} nu]_reward for each arm (all 2^N when ``actions`` is None)."""
-        return self.expected_values(actions)[:, self.reward_node]
+        """mu_a = [(I - B_a)^{-T} nu]_reward for each arm (all 2^N when ``actions`` is None).
+        For all arms only the reward column of each chunk is kept (2^N floats, not 2^N x N)."""
+        if actions is not None:
+            return self.expected_values(actions)[:, self.reward_node]
+        return np.concatenate([self.expected_values(chunk)[:, self.reward_node] for chunk in arm_chunks(self.n_nodes)])

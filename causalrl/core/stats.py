@@ -6,7 +6,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["least_squares", "ols_covariance_scale", "iqm", "stratified_bootstrap_ci", "adaptive_lasso"]
+__all__ = ["least_squares", "ols_covariance_scale", "iqm", "stratified_bootstrap_ci", "adaptive_lasso",
+           "stability_selection", "regression_t_statistics", "performance_profile", "probability_of_improvement"]
 
 
 def least_squares(regressors: np.ndarray, targets: np.ndarray, ridge: float = 0.0) -> np.ndarray:
@@ -97,7 +98,8 @@ def stratified_bootstrap_ci(
 
 
 def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1.0, n_penalties: int = 60,
-                   smallest_penalty: float = 1e-12, tolerance: float = 1e-9, max_sweeps: int = 100) -> np.ndarray:
+                   smallest_penalty: float = 1e-12, tolerance: float = 1e-9, max_sweeps: int = 100,
+                   patience: int | None = 10) -> np.ndarray:
     """Relaxed adaptive-lasso coefficients of ``targets ~ regressors`` (with intercept), by BIC.
 
     Zou (2006): penalty weights 1/|b_ols|^gamma from an OLS fit (:func:`least_squares`, a tiny
@@ -109,7 +111,10 @@ def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1
     causal-learn's DirectLiNGAM, but on the refit, so shrinkage does not bias the choice); the
     best support's OLS coefficients are returned, on the original columns. Exact zeros mean
     "not selected"; constant columns get 0; RSS is floored at 1e-12 of the target variance, so
-    noise-free targets work.
+    noise-free targets work. The path stops early once a support reaches n/2 columns (BIC is
+    unreliable beyond) or, with ``patience``, after that many distinct supports in a row that
+    do not improve the best BIC (the BIC curve along the path has one valley in practice; None
+    walks the whole path).
     """
     x = np.asarray(regressors, dtype=float)
     y = np.asarray(targets, dtype=float).reshape(-1)
@@ -139,7 +144,10 @@ def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1
     beta = np.zeros(moment.size)
     best_bic, best_support, best_beta = n * np.log(y_power), np.zeros(0, dtype=int), np.zeros(0)
     seen: set[tuple[int, ...]] = set()
+    since_best = 0
     for penalty in lambda_max * np.logspace(0, np.log10(smallest_penalty), n_penalties):
+        if (patience is not None and since_best >= patience) or len(best_support) >= n // 2:
+            break
         for _ in range(max_sweeps):
             largest_change = 0.0
             for j in range(beta.size):
@@ -153,10 +161,126 @@ def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1
         if tuple(support) in seen or support.size == 0:
             continue
         seen.add(tuple(support))
+        if support.size >= n // 2:
+            break
         bic, beta_s = refit(support)
+        since_best += 1
         if bic < best_bic:
-            best_bic, best_support, best_beta = bic, support, beta_s
+            best_bic, best_support, best_beta, since_best = bic, support, beta_s, 0
     fitted = np.zeros(moment.size)
     fitted[best_support] = best_beta
     coefficients[usable] = fitted / scale[usable]
     return coefficients
+
+
+def stability_selection(
+    regressors: np.ndarray,
+    targets: np.ndarray,
+    select: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    resamples: int = 20,
+    fraction: float = 0.5,
+    threshold: float = 0.6,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Variables selected in most subsamples (Meinshausen & Buehlmann 2010, "Stability selection").
+
+    ``select(x, y)`` returns a boolean (or non-zero) array, one entry per candidate (the columns
+    of ``x``, or groups of them, e.g. a variable and its square); it is run on
+    ``resamples`` random subsamples of ``fraction`` of the rows, drawn without replacement. A
+    column is kept when its selection frequency reaches ``threshold`` (> 0.5: "most"). With
+    ``resamples = 1`` the one fit uses every row (plain selection). Returns ``(kept, frequency)``.
+    """
+    x = np.asarray(regressors, dtype=float)
+    y = np.asarray(targets, dtype=float)
+    n = x.shape[0]
+    if int(resamples) < 1:
+        raise ValueError(f"resamples: must be >= 1, got {resamples!r}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction: must lie in (0, 1], got {fraction!r}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold: must lie in (0, 1], got {threshold!r}")
+    if int(resamples) == 1:
+        frequency = (np.asarray(select(x, y)) != 0).astype(float)
+        return frequency >= threshold, frequency
+    rng = np.random.default_rng(seed)
+    size = max(2, int(round(fraction * n)))
+    counts = 0.0
+    for _ in range(int(resamples)):
+        rows = rng.choice(n, size=min(size, n), replace=False)
+        counts = counts + (np.asarray(select(x[rows], y[rows])) != 0)
+    frequency = np.asarray(counts, dtype=float) / int(resamples)
+    return frequency >= threshold, frequency
+
+
+def regression_t_statistics(regressors: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """|t| statistics of every coefficient of the OLS fits ``targets[:, k] ~ 1 + regressors``.
+
+    ``regressors`` is (n, p), ``targets`` (n,) or (n, k); returns (p, k) (or (p,)). Constant
+    columns get 0. The residual variance is floored at 1e-12 of each target's variance, so a
+    noise-free target gives very large (finite) statistics for its true regressors and
+    ~0 for columns whose coefficient is exactly zero.
+    """
+    x = np.asarray(regressors, dtype=float)
+    y = np.asarray(targets, dtype=float)
+    single = y.ndim == 1
+    y = y.reshape(len(y), -1)
+    n, p = x.shape
+    scale = x.std(axis=0)
+    usable = scale > 1e-12 * max(1.0, float(np.abs(x).max(initial=0.0)))
+    statistics = np.zeros((p, y.shape[1]))
+    if n <= int(usable.sum()) + 1 or not usable.any():
+        return statistics[:, 0] if single else statistics
+    xs = (x[:, usable] - x[:, usable].mean(0)) / scale[usable]
+    yc = y - y.mean(0)
+    covariance = ols_covariance_scale(xs)
+    beta = covariance @ (xs.T @ yc)
+    residual = yc - xs @ beta
+    dof = n - int(usable.sum()) - 1
+    noise = np.maximum((residual ** 2).sum(0) / dof, 1e-12 * np.maximum(yc.var(0), 1e-300))
+    statistics[usable] = np.abs(beta) / np.sqrt(np.outer(np.maximum(np.diag(covariance), 1e-300), noise))
+    return statistics[:, 0] if single else statistics
+
+
+def performance_profile(tasks, thresholds, higher_is_better: bool = True) -> np.ndarray:
+    """Run-score distribution (rliable's performance profile, ``score_distributions``): for each
+    threshold tau, the share of runs scoring above tau, averaged over tasks (each task weighs the
+    same, whatever its run count; with equal counts this is rliable's share over all runs).
+
+    ``tasks`` is one array of final scores per task (or a (runs x tasks) matrix, as rliable).
+    ``higher_is_better=False`` (e.g. regret) gives the share of runs scoring *at or below* tau.
+    Returns an array shaped like ``thresholds``.
+    """
+    if isinstance(tasks, np.ndarray) and tasks.ndim == 2:
+        tasks = [tasks[:, j] for j in range(tasks.shape[1])]
+    tasks = [np.asarray(task, dtype=float).reshape(-1) for task in tasks]
+    if not tasks or any(task.size == 0 for task in tasks):
+        raise ValueError("performance_profile: every task needs at least one run")
+    taus = np.asarray(thresholds, dtype=float)
+    shares = [(task[:, None] > taus.reshape(-1)[None]) if higher_is_better else (task[:, None] <= taus.reshape(-1)[None])
+              for task in tasks]
+    return np.mean([share.mean(axis=0) for share in shares], axis=0).reshape(taus.shape)
+
+
+def probability_of_improvement(x_tasks, y_tasks, higher_is_better: bool = True) -> float:
+    """P(X > Y) averaged over tasks (rliable's ``probability_of_improvement``): per task, the
+    Mann-Whitney U statistic of X's runs against Y's divided by the number of pairs, that is the
+    share of (x, y) run pairs with x better than y, ties counting one half.
+
+    ``x_tasks`` and ``y_tasks`` are one array of final scores per task (the same tasks, in the same
+    order; run counts may differ) or (runs x tasks) matrices. ``higher_is_better=False`` (e.g.
+    regret) counts x < y as better.
+    """
+    def split(scores):
+        if isinstance(scores, np.ndarray) and scores.ndim == 2:
+            return [scores[:, j] for j in range(scores.shape[1])]
+        return [np.asarray(task, dtype=float).reshape(-1) for task in scores]
+
+    xs, ys = split(x_tasks), split(y_tasks)
+    if len(xs) != len(ys) or not xs or any(t.size == 0 for t in xs + ys):
+        raise ValueError(f"probability_of_improvement: x and y need runs on the same tasks, got {len(xs)} and {len(ys)}")
+    sign = 1.0 if higher_is_better else -1.0
+    probabilities = []
+    for x, y in zip(xs, ys):
+        difference = sign * (x[:, None] - y[None, :])
+        probabilities.append(float(np.mean(difference > 0) + 0.5 * np.mean(difference == 0)))
+    return float(np.mean(probabilities))

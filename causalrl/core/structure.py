@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FactoredStructure"]
+__all__ = ["FactoredStructure", "closed_blocks"]
 
 
 def _mask(value, shape: tuple[int, int], name: str) -> np.ndarray:
@@ -26,6 +26,47 @@ def _mask(value, shape: tuple[int, int], name: str) -> np.ndarray:
     array = array.astype(bool).copy()
     array.setflags(write=False)
     return array
+
+
+def closed_blocks(state_to_state, action_to_state, reward_states, reward_actions) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The closed, reward-free blocks of a factored MDP (docs/cip.md (b.2)).
+
+    Nodes are the state and action dimensions; an edge joins j and i whenever j at t is a parent
+    of state i at t+1 (``state_to_state`` (S, S), ``action_to_state`` (A, S), causalrl
+    convention ``[j, i]``). A block is a connected component of that graph (edges taken in both
+    directions) that holds no reward parent (``reward_states`` (S,), ``reward_actions`` (A,),
+    boolean; a state counts when it is a parent through s_t or s_{t+1}). Nothing outside a
+    block drives it, nothing in it drives anything outside or the reward, and it contains every
+    action that drives its states: swapping a block's (s, a, s') between two real transitions
+    yields another possible transition with the same reward. Returns one ``(state_indices,
+    action_indices)`` pair per block that holds at least one state dimension, in index order.
+    """
+    state_to_state = np.asarray(state_to_state, dtype=bool)
+    action_to_state = np.asarray(action_to_state, dtype=bool)
+    n_states, n_actions = state_to_state.shape[0], action_to_state.shape[0]
+    parent = list(range(n_states + n_actions))
+
+    def find(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for j, i in zip(*np.nonzero(state_to_state)):
+        parent[find(int(j))] = find(int(i))
+    for j, i in zip(*np.nonzero(action_to_state)):
+        parent[find(n_states + int(j))] = find(int(i))
+    roots = np.array([find(node) for node in range(n_states + n_actions)])
+    relevant = np.concatenate([np.asarray(reward_states, dtype=bool).reshape(-1),
+                               np.asarray(reward_actions, dtype=bool).reshape(-1)])
+    touched = set(roots[relevant].tolist())
+    blocks = []
+    for root in dict.fromkeys(roots[:n_states].tolist()):
+        if root in touched:
+            continue
+        members = np.flatnonzero(roots == root)
+        blocks.append((members[members < n_states], members[members >= n_states] - n_states))
+    return blocks
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,15 +102,20 @@ class FactoredStructure:
         """Indices of the state dimensions that are parents of the reward."""
         return np.flatnonzero(self.state_to_reward[:, 0])
 
+    def closed_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The reward-free closed blocks of this structure (:func:`closed_blocks`)."""
+        return closed_blocks(self.state_to_state, self.action_to_state, self.state_to_reward[:, 0],
+                             self.action_to_reward[:, 0])
+
     @classmethod
-    def dense(cls, n_states: int, n_actions: int) -> "FactoredStructure":
+    def dense(cls, n_states: int, n_actions: int) -> FactoredStructure:
         """Every dimension may affect the reward and every next state: the honest default for a
         world whose structure is not known in detail (e.g. MuJoCo locomotion, where the reward
         integrates the whole dynamics over one frame)."""
         return cls(np.ones((n_states, 1)), np.ones((n_actions, 1)),
                    np.ones((n_states, n_states)), np.ones((n_actions, n_states)))
 
-    def with_distractors(self, n_distractors: int, self_dependent: bool) -> "FactoredStructure":
+    def with_distractors(self, n_distractors: int, self_dependent: bool) -> FactoredStructure:
         """This structure with ``n_distractors`` appended state dimensions that affect nothing
         but (when ``self_dependent``, e.g. a random walk) their own next value."""
         n, s = int(n_distractors), self.n_states

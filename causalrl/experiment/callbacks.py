@@ -28,15 +28,18 @@ It reads SB3's callback locals (``infos``, ``rewards``, ``dones``) after each en
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from causalrl.core.metrics import OPTIMAL_TOLERANCE, structure_metrics
+from causalrl.experiment.graphs import HISTORY_FILE, read_history, snapshot, write_graph
 
-__all__ = ["MetricsCallback"]
+__all__ = ["MetricsCallback", "StructureHistory"]
 
 
 class MetricsCallback(BaseCallback):
@@ -66,19 +69,32 @@ class MetricsCallback(BaseCallback):
         self.pseudo_regret = 0.0
         self.realised_regret = 0.0
         self.optimal_plays: deque = deque(maxlen=window)
-        self.episode_return = 0.0
+        self.episode_returns: dict[int, float] = {}  # env index -> return of its running episode
         self.finished_returns: list[float] = []
         self.is_bandit = False
         self.rows: list[dict] = []
         # intervention worlds (docs/rlif.md): expert-control share and task-reward returns
         self.interval_interventions: list[bool] = []
-        self.task_return = 0.0
+        self.task_returns: dict[int, float] = {}
         self.finished_task_returns: list[float] = []
 
     def _on_step(self) -> bool:
-        info = self.locals["infos"][0]
-        reward = float(np.asarray(self.locals["rewards"]).reshape(-1)[0])
-        done = bool(np.asarray(self.locals["dones"]).reshape(-1)[0])
+        # a VecEnv of n envs (the runner's n_envs) makes n transitions per call: each is counted
+        infos = self.locals["infos"]
+        rewards = np.asarray(self.locals["rewards"]).reshape(-1)
+        dones = np.asarray(self.locals["dones"]).reshape(-1)
+        before = self.steps
+        for index, info in enumerate(infos):
+            self._transition(info, float(rewards[index]), bool(dones[index]), index)
+        # the run's last row waits for _on_training_end, after the algorithm's last update
+        last = self.num_timesteps >= getattr(self.model, "_total_timesteps", float("inf"))
+        if self.steps // self.log_interval > before // self.log_interval and not last:
+            due = self.evaluate is not None and self.steps // self.eval_interval > before // self.eval_interval
+            self._record(evaluate=due)
+        return True
+
+    def _transition(self, info: dict, reward: float, done: bool, index: int) -> None:
+        """Count one env transition (of env ``index`` of a VecEnv)."""
         self.steps += 1
         self.reward_sum += reward
         self.interval_rewards.append(reward)
@@ -91,19 +107,12 @@ class MetricsCallback(BaseCallback):
         if "intervened" in info:
             self.interval_interventions.append(bool(info["intervened"]))
         if "task_reward" in info:
-            self.task_return += float(info["task_reward"])
+            self.task_returns[index] = self.task_returns.get(index, 0.0) + float(info["task_reward"])
             if done:
-                self.finished_task_returns.append(self.task_return)
-                self.task_return = 0.0
-        self.episode_return += reward
+                self.finished_task_returns.append(self.task_returns.pop(index))
+        self.episode_returns[index] = self.episode_returns.get(index, 0.0) + reward
         if done:
-            self.finished_returns.append(self.episode_return)
-            self.episode_return = 0.0
-        # the run's last row waits for _on_training_end, after the algorithm's last update
-        last = self.num_timesteps >= getattr(self.model, "_total_timesteps", float("inf"))
-        if self.steps % self.log_interval == 0 and not last:
-            self._record(evaluate=self.evaluate is not None and self.steps % self.eval_interval == 0)
-        return True
+            self.finished_returns.append(self.episode_returns.pop(index))
 
     def _on_training_end(self) -> None:
         if not self.rows or self.rows[-1]["time/steps"] != self.steps:
@@ -114,16 +123,11 @@ class MetricsCallback(BaseCallback):
         truth = self.truth() if self.truth is not None else None
         if not learned or truth is None:
             return {}
-        pairs = [(np.asarray(mask), np.asarray(getattr(truth, name))) for name, mask in learned.items()
-                 if mask is not None and hasattr(truth, name)]
-        if not pairs:
+        learned = {name: mask for name, mask in learned.items() if mask is not None and hasattr(truth, name)}
+        if not learned:
             return {}
-        shapes = {mask.shape for mask, _ in pairs}
-        if len(shapes) == 1:  # same-shaped graphs (e.g. both mechanisms) are scored as one edge set
-            scores = structure_metrics(np.stack([m for m, _ in pairs]), np.stack([t for _, t in pairs]))
-        else:
-            scores = structure_metrics(np.concatenate([m.ravel() for m, _ in pairs])[None],
-                                       np.concatenate([t.ravel() for _, t in pairs])[None])
+        # matched by name; same-shaped graphs (e.g. both mechanisms) are scored as one edge set
+        scores = structure_metrics(learned, truth)
         return {f"structure/{key}": scores[key] for key in ("shd", "fnr", "fpr", "f1")}
 
     def _intervention_row(self) -> dict:
@@ -169,3 +173,42 @@ def _world_attribute(env, name: str):
         return env.get_wrapper_attr(name)
     except (AttributeError, TypeError):
         return None
+
+
+class StructureHistory(BaseCallback):
+    """Appends a snapshot of ``model.learned_structure`` and of the env's ground truth to
+    ``RUN_DIR/structure.jsonl`` every ``interval`` steps and at the end of training, and draws the
+    last one as ``RUN_DIR/graph.png``.
+
+    Args:
+        run_dir: the run directory.
+        interval: steps between snapshots (the runner uses its checkpoint interval).
+        truth: returns the env's current ``causal_structure`` (None for worlds without one).
+        title: the picture's title.
+    """
+
+    def __init__(self, run_dir: str | Path, interval: int, truth=None, title: str = ""):
+        super().__init__(verbose=0)
+        self.run_dir, self.interval, self.truth, self.title = Path(run_dir), int(interval), truth, title
+        self.last_step = -1
+
+    def _snapshot(self) -> dict:
+        truth = self.truth() if self.truth is not None else None
+        return snapshot(self.num_timesteps, getattr(self.model, "learned_structure", None), truth)
+
+    def _append(self) -> dict:
+        line = self._snapshot()
+        with open(self.run_dir / HISTORY_FILE, "a") as handle:
+            handle.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self.last_step = self.num_timesteps
+        return line
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps // self.interval > max(self.last_step, 0) // self.interval:
+            self._append()
+        return True
+
+    def _on_training_end(self) -> None:
+        line = self._append() if self.num_timesteps != self.last_step else read_history(self.run_dir)[-1]
+        if line.get("learned") or line.get("truth"):
+            write_graph(line, self.run_dir / "graph.png", f"{self.title}, step {line['step']}")

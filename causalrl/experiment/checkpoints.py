@@ -1,19 +1,27 @@
 """Checkpoints, resume and the non-finite guard of a run directory.
 
 ``CheckpointCallback`` saves a resumable checkpoint every ``interval`` steps into
-``RUN_DIR/checkpoints/step_<step>`` (staged, then renamed), keeps ``RUN_DIR/status.json`` up to
-date, and stops the run with :class:`NonFiniteError` when a loss, weight, observation or reward
-turns NaN/inf. ``load_checkpoint`` and ``restore_run_state`` continue a run from one
-(docs/runner.md, resume).
+``RUN_DIR/checkpoints/step_<step>`` (staged, flushed to disk, then renamed), keeps
+``RUN_DIR/status.json`` up to date, and stops the run with :class:`NonFiniteError` when a loss,
+weight, observation or reward turns NaN/inf. ``check_checkpoint``, ``load_checkpoint`` and
+``restore_run_state`` continue a run from one (docs/runner.md, resume).
+
+Our own state loads without running code from the files: ``state.json`` (counters, RNG states,
+the config fingerprint) is JSON, and ``state.pkl`` (env, metrics and logger state) is read by
+:func:`causalrl.core.safe_pickle.safe_load`, which refuses every name outside an allowlist of
+numpy, gymnasium, MuJoCo and causalrl types. A bandit agent's ``model.zip`` is read the same way.
+Stable-Baselines3's ``model.zip`` and ``replay_buffer.pkl`` hold pickles of SB3's own making;
+resume says so in one line before loading them.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
-import pickle
 import random
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,13 +30,14 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
-from causalrl.experiment.rundir import write_json_atomic
+from causalrl.core.safe_pickle import UnsafePickleError, safe_load
+from causalrl.experiment.rundir import fsync_directory, fsync_tree, write_json_atomic
 
 if TYPE_CHECKING:
     from causalrl.experiment.callbacks import MetricsCallback
 
 __all__ = ["CheckpointCallback", "NonFiniteError", "save_checkpoint", "load_checkpoint", "restore_run_state",
-           "latest_checkpoint", "first_nonfinite", "env_layers"]
+           "latest_checkpoint", "first_nonfinite", "env_layers", "check_checkpoint", "read_checkpoint_info"]
 
 #: BaseCallback's machinery and MetricsCallback's ground-truth reader: not part of a callback's state
 _CALLBACK_MACHINERY = ("model", "n_calls", "num_timesteps", "verbose", "locals", "globals", "parent", "truth",
@@ -36,7 +45,11 @@ _CALLBACK_MACHINERY = ("model", "n_calls", "num_timesteps", "verbose", "locals",
 #: attributes through which an env layer holds the layers it wraps (VecEnvWrapper, VecEnv, gymnasium Wrapper)
 _INNER_LAYERS = ("venv", "envs", "env")
 _LOGGER_STATE = ("name_to_value", "name_to_count", "name_to_excluded")
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+#: types state.pkl may rebuild besides numpy's (classes of these packages, rebuilt from their fields)
+_STATE_GLOBALS = frozenset([("mujoco._structs", "MjModel"), ("mujoco._structs", "MjData")])
+_STATE_PACKAGES = ("causalrl.core", "causalrl.envs", "gymnasium.spaces", "gymnasium.envs", "gymnasium.wrappers",
+                   "gymnasium.utils", "gymnasium.core")
 
 
 class NonFiniteError(ArithmeticError):
@@ -93,37 +106,49 @@ class _LayerPickler(cloudpickle.Pickler):
         return self._positions.get(id(obj))
 
 
-class _LayerUnpickler(pickle.Unpickler):
-    def __init__(self, file, layers: list):
-        super().__init__(file)
-        self._layers = layers
+def _load_state(path: Path, layers: list):
+    """state.pkl through the allowlist (references to env layers resolve to the live layers)."""
+    def layer(position):
+        if not isinstance(position, int) or not 0 <= position < len(layers):
+            raise UnsafePickleError(f"refers to env layer {position!r}, the env has {len(layers)}")
+        return layers[position]
 
-    def persistent_load(self, position):
-        return self._layers[position]
+    with open(path, "rb") as file:
+        return safe_load(file, _STATE_GLOBALS, _STATE_PACKAGES, persistent_load=layer)
 
 
 def _rng_states(agent) -> dict:
+    """Every global RNG's state as JSON (lists and numbers)."""
     space = getattr(agent, "action_space", None)  # SB3 samples warm-up actions from it; its load() reseeds it
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": th.get_rng_state(),
+    version, internal, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],
+            "torch": th.get_rng_state().tolist(),
             "action_space": copy.deepcopy(space.np_random.bit_generator.state) if space is not None else None}
 
 
 def _set_rng_states(agent, states: dict) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    th.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    th.set_rng_state(th.tensor(states["torch"], dtype=th.uint8))
     if states["action_space"] is not None:
         agent.action_space.np_random.bit_generator.state = states["action_space"]
 
 
-def save_checkpoint(folder: Path, agent, metrics: MetricsCallback) -> Path:
-    """Write everything a run needs to continue into ``folder`` atomically (staged, then renamed):
+def save_checkpoint(folder: Path, agent, metrics: MetricsCallback, fingerprint: str | None = None) -> Path:
+    """Write everything a run needs to continue into ``folder`` atomically (staged, flushed to
+    disk, then renamed):
 
-        model.zip          agent.save (SB3 or bandit; a pickle)
+        model.zip          agent.save (SB3's format, or the bandit agents' zip)
         replay_buffer.pkl  agent.save_replay_buffer, for agents with a replay buffer
-        state.pkl          env layers' state, RNG states (python, numpy, torch, the agent's
-                           action space), the metrics callback's state and progress.csv's row
-                           count, and the logger's values not yet written to a row
+        state.json         format, step, progress.csv's row count, the config fingerprint, the
+                           env layers' class names and the RNG states (python, numpy, torch,
+                           the agent's action space)
+        state.pkl          env layers' state, the metrics callback's state and the logger's
+                           values not yet written to a row (loaded through the allowlist)
     """
     folder = Path(folder)
     staging = folder.with_name(f".{folder.name}.tmp")
@@ -133,20 +158,26 @@ def save_checkpoint(folder: Path, agent, metrics: MetricsCallback) -> Path:
     if getattr(agent, "replay_buffer", None) is not None:
         agent.save_replay_buffer(staging / "replay_buffer.pkl")
     layers = env_layers(agent.get_env())
-    state = {
+    info = {
         "format": CHECKPOINT_FORMAT,
         "step": int(agent.num_timesteps),
         "rows": len(metrics.rows),
+        "fingerprint": fingerprint,
+        "env_layers": [type(layer).__name__ for layer in layers],
+        "rng": _rng_states(agent),
+    }
+    state = {
         "metrics": {key: value for key, value in vars(metrics).items() if key not in _CALLBACK_MACHINERY},
         "logger": {name: dict(getattr(agent.logger, name)) for name in _LOGGER_STATE},
-        "rng": _rng_states(agent),
-        "env_layers": [type(layer).__name__ for layer in layers],
         "env": [{key: value for key, value in vars(layer).items() if key not in _INNER_LAYERS} for layer in layers],
     }
     with open(staging / "state.pkl", "wb") as file:
         _LayerPickler(file, layers).dump(state)
+    (staging / "state.json").write_text(json.dumps(info, sort_keys=True) + "\n")
+    fsync_tree(staging)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)
+    fsync_directory(folder.parent)
     return folder
 
 
@@ -156,29 +187,78 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return folders[-1] if folders else None
 
 
+def read_checkpoint_info(folder: Path) -> dict:
+    """A checkpoint's state.json (format, step, rows, fingerprint, env layers, RNG states)."""
+    folder = Path(folder)
+    try:
+        info = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError) as error:
+        text = " ".join(str(error).split())[:200]
+        raise ValueError(f"checkpoint {folder}: unreadable state.json ({type(error).__name__}: {text}); delete that "
+                         "folder to restart the run from step 0") from None
+    if not isinstance(info, dict) or info.get("format") != CHECKPOINT_FORMAT:
+        found = info.get("format") if isinstance(info, dict) else None
+        raise ValueError(f"checkpoint {folder}: format {found!r}, this causalrl reads format {CHECKPOINT_FORMAT}; "
+                         "delete that folder to restart the run from step 0")
+    for key, kind in (("step", int), ("rows", int), ("env_layers", list), ("rng", dict)):
+        if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
+            raise ValueError(f"checkpoint {folder}: state.json has no valid {key!r}; delete that folder to restart "
+                             "the run from step 0")
+    return info
+
+
+def check_checkpoint(folder: Path, config) -> dict:
+    """Refuse, before anything changes, a checkpoint that does not belong to ``config`` (the
+    run's config.yaml): another config fingerprint, or more steps than ``total_steps``."""
+    from causalrl.experiment.config import fingerprint
+
+    info = read_checkpoint_info(folder)
+    if info.get("fingerprint") != fingerprint(config):
+        raise ValueError(f"checkpoint {folder}: config.yaml changed since the checkpoint was written (fingerprint "
+                         f"{info.get('fingerprint')} != {fingerprint(config)}); restore the config.yaml the run started "
+                         "with, or start a new run with the new config")
+    if info["step"] >= config.total_steps:
+        raise ValueError(f"checkpoint {folder}: at step {info['step']}, but total_steps is {config.total_steps}; "
+                         "restore the config.yaml the run started with")
+    return info
+
+
+def _uses_sb3_pickles(agent_cls) -> bool:
+    from causalrl.agents import BanditAgent
+
+    return not (isinstance(agent_cls, type) and issubclass(agent_cls, BanditAgent))
+
+
 def load_checkpoint(folder: Path, agent_cls, env, **load_kwargs):
     """``(agent, state)`` from a checkpoint: the agent loaded with ``env`` (the run's env, built
     fresh from its config), its replay buffer and the env layers' state restored; the rest of
     ``state`` goes to :func:`restore_run_state` once the logger and callbacks exist."""
     folder = Path(folder)
+    info = read_checkpoint_info(folder)
+    if _uses_sb3_pickles(agent_cls):
+        print(f"causalrl: note: loading {folder}/model.zip (and replay_buffer.pkl): Stable-Baselines3's format "
+              "holds pickles, which can run code; resume only run directories you trust", file=sys.stderr)
     try:
         agent = agent_cls.load(folder / "model.zip", env=env, force_reset=False, **load_kwargs)
         if (folder / "replay_buffer.pkl").exists():
             agent.load_replay_buffer(folder / "replay_buffer.pkl")
         layers = env_layers(agent.get_env())
-        with open(folder / "state.pkl", "rb") as file:
-            state = _LayerUnpickler(file, layers).load()
+        found = [type(layer).__name__ for layer in layers]
+        if info["env_layers"] != found:
+            raise ValueError(f"checkpoint {folder}: written for env layers {info['env_layers']}, the run's config "
+                             f"builds {found}; resume with the config.yaml the run started with")
+        state = _load_state(folder / "state.pkl", layers)
+        if not isinstance(state, dict) or set(state) != {"metrics", "logger", "env"}:
+            raise ValueError("state.pkl: not a causalrl checkpoint state")
     except Exception as error:  # any damage to the files: one line naming the checkpoint
+        if isinstance(error, ValueError) and str(error).startswith("checkpoint "):
+            raise
         text = " ".join(str(error).split())[:200]
         raise ValueError(f"checkpoint {folder}: unreadable ({type(error).__name__}: {text}); delete that folder "
                          "to restart the run from step 0") from None
-    found = [type(layer).__name__ for layer in layers]
-    if state.get("format") != CHECKPOINT_FORMAT or state["env_layers"] != found:
-        raise ValueError(f"checkpoint {folder}: written for env layers {state.get('env_layers')}, the run's config "
-                         f"builds {found}; resume with the config.yaml the run started with")
     for layer, saved in zip(layers, state["env"]):
         vars(layer).update(saved)
-    return agent, state
+    return agent, {**info, **state}
 
 
 def restore_run_state(agent, metrics: MetricsCallback, state: dict) -> None:
@@ -210,11 +290,15 @@ class CheckpointCallback(BaseCallback):
         interval: env steps between checkpoints.
         metrics: the run's MetricsCallback (its state and row count go into each checkpoint).
         last_checkpoint: the checkpoint a resumed run started from (None for a new run).
+        fingerprint: the run config's fingerprint, stored in each checkpoint (resume refuses
+            a config.yaml whose fingerprint differs).
     """
 
-    def __init__(self, run_dir: Path, interval: int, metrics: MetricsCallback, last_checkpoint: Path | None = None):
+    def __init__(self, run_dir: Path, interval: int, metrics: MetricsCallback, last_checkpoint: Path | None = None,
+                 fingerprint: str | None = None):
         super().__init__(verbose=0)
         self.run_dir = Path(run_dir)
+        self.fingerprint = fingerprint
         self.interval = interval
         self.metrics = metrics
         self.last_checkpoint = last_checkpoint
@@ -234,7 +318,8 @@ class CheckpointCallback(BaseCallback):
         if self.due:
             self._check(first_nonfinite({"weight": self.model.get_parameters()}))
             step = self.model.num_timesteps
-            folder = save_checkpoint(self.run_dir / "checkpoints" / f"step_{step:010d}", self.model, self.metrics)
+            folder = save_checkpoint(self.run_dir / "checkpoints" / f"step_{step:010d}", self.model, self.metrics,
+                                     self.fingerprint)
             for older in (self.run_dir / "checkpoints").glob("step_*"):
                 if older != folder:
                     shutil.rmtree(older)
@@ -246,7 +331,8 @@ class CheckpointCallback(BaseCallback):
             return
         quantity, value = found
         step = self.model.num_timesteps
-        failed = save_checkpoint(self.run_dir / "checkpoints" / f"failed_step_{step:010d}", self.model, self.metrics)
+        failed = save_checkpoint(self.run_dir / "checkpoints" / f"failed_step_{step:010d}", self.model, self.metrics,
+                                 self.fingerprint)
         good = (f"resume from step {self.last_step}" if self.last_checkpoint is not None else "resume restarts at step 0")
         message = (f"non-finite {quantity} ({value}) at step {step}; state at failure saved to {failed}; "
                    f"fix the cause, then `causalrl run --resume {self.run_dir}` ({good})")

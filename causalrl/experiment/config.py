@@ -23,7 +23,11 @@ Overrides are ``key=value`` with YAML-typed values: ``seed=3``, ``env.n_nodes=8`
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
+import json
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,7 +35,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "EnvConfig", "AgentConfig", "RunConfig", "load_experiment", "preset_names", "to_yaml"]
+__all__ = ["ConfigError", "EnvConfig", "AgentConfig", "RunConfig", "load_experiment", "preset_names", "to_yaml",
+           "fingerprint", "MAX_CONFIG_BYTES", "SB3_RANGES"]
+
+#: the largest config file read (a bigger one is refused before parsing: parsing is not free)
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+#: the C YAML parser when PyYAML was built with it (about 10x faster), else the Python one
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MAX_SEED = 2**32 - 1  # numpy's legacy seeding (SB3's set_random_seed) takes 32-bit seeds
 
 TOP_LEVEL_KEYS = {
     "experiment": "name of the experiment folder under output_dir",
@@ -48,7 +59,11 @@ TOP_LEVEL_KEYS = {
     "agent": "one agent: name, optional policy, hyperparameters",
     "agents": "a list of agents (one run each)",
     "description": "free text",
+    "n_envs": "parallel envs of an SB3 agent (SB3's make_vec_env, DummyVecEnv; default 1; bandit agents take 1)",
+    "wandb": "log to Weights & Biases too: true, or {project, entity, group, tags, mode} (needs the wandb extra)",
 }
+#: keys a ``wandb`` mapping may have (arguments of ``wandb.init``)
+WANDB_KEYS = ("project", "entity", "group", "tags", "mode", "name", "notes")
 
 
 class ConfigError(ValueError):
@@ -85,6 +100,8 @@ class RunConfig:
     progress_bar: bool = True
     save_model: bool = True
     description: str = ""
+    n_envs: int = 1
+    wandb: dict | None = None
 
     @property
     def checkpoint_every(self) -> int:
@@ -103,6 +120,46 @@ def to_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
+def fingerprint(config: RunConfig) -> str:
+    """A hash of the resolved config as config.yaml holds it (all but ``progress_bar``, which
+    changes no result). A checkpoint stores it; ``--resume`` refuses a config.yaml edited since."""
+    data = yaml.safe_load(to_yaml(config))
+    data.pop("progress_bar", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+
+def load_yaml_file(path: Path, label: str | None = None):
+    """The YAML document of a file, with one-line errors naming it: too large, not UTF-8 text,
+    malformed (with the line)."""
+    path, label = Path(path), label or str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise ConfigError(f"{label}: cannot read ({error.strerror or error})") from None
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{label}: {size / 2**20:.1f} MiB is larger than the {MAX_CONFIG_BYTES // 2**20} MiB a config "
+                          "file may have; configs hold settings, not data (pass data files by path)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{label}: not UTF-8 text (byte {error.start}); give a YAML text file") from None
+    except OSError as error:
+        raise ConfigError(f"{label}: cannot read ({error.strerror or error})") from None
+    return parse_yaml(text, label)
+
+
+def parse_yaml(text: str, label: str):
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise ConfigError(f"{label}: malformed YAML{where} ({problem}); fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: YAML nested too deeply; fix the file") from None
+
+
 # --- loading ---------------------------------------------------------------------------------
 def preset_names() -> list[str]:
     folder = resources.files("causalrl") / "configs"
@@ -116,17 +173,12 @@ def _read_source(source: str | Path | None) -> tuple[dict, str]:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ConfigError(f"config file {source}: not found; give an existing YAML file or a preset name")
-        text, label = path.read_text(), str(path)
+        raw, label = load_yaml_file(path), str(path)
     elif source in preset_names():
         text, label = (resources.files("causalrl") / "configs" / f"{source}.yaml").read_text(), f"preset {source}"
+        raw = parse_yaml(text, label)
     else:
         raise ConfigError(f"unknown preset or file {source!r}; presets: {', '.join(preset_names())}")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{label}: malformed YAML{where} ({getattr(error, 'problem', error)}); fix the syntax") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{label}: top level must be a mapping of keys (experiment, env, agent, ...)")
     return raw, label
@@ -137,8 +189,8 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r}: write key=value, e.g. seed=3 or agent.exploration=2")
     try:
-        parsed = yaml.safe_load(value) if value else None
-    except yaml.YAMLError:
+        parsed = yaml.load(value, Loader=_YAML_LOADER) if value else None
+    except (yaml.YAMLError, RecursionError):
         parsed = value
     return key.split("."), parsed
 
@@ -231,7 +283,8 @@ def _check_arguments(cls, kwargs: dict, where: str, reserved: set[str]) -> None:
 def _typed(raw: dict, key: str, kind, default, check=None, hint: str = ""):
     value = raw.get(key, default)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{key}: must be an integer{hint}, got {value!r}")
+        kind_text = hint if hint.startswith(" an integer") or hint.startswith(" a positive integer") else f" an integer{hint}"
+        raise ConfigError(f"{key}: must be{kind_text}, got {value!r}")
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}: must be true or false, got {value!r}")
     if kind is str and not isinstance(value, str):
@@ -239,6 +292,182 @@ def _typed(raw: dict, key: str, kind, default, check=None, hint: str = ""):
     if check is not None and not check(value):
         raise ConfigError(f"{key}: must be{hint}, got {value!r}")
     return value
+
+
+def _name(value: str, field: str) -> str:
+    from causalrl.experiment.rundir import check_name
+
+    try:
+        return check_name(value, field)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _parameters(cls) -> dict[str, inspect.Parameter]:
+    """Constructor parameters of ``cls`` by name, following **kwargs up the MRO (nearest first)."""
+    found: dict[str, inspect.Parameter] = {}
+    for klass in inspect.getmro(cls):
+        if "__init__" not in vars(klass):
+            continue
+        try:
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters
+        except (TypeError, ValueError):
+            return found
+        for name, parameter in parameters.items():
+            if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                found.setdefault(name, parameter)
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+            break
+    return found
+
+
+_SIMPLE_TYPES = {"int", "float", "bool", "str", "None"}
+
+
+def _declared_types(parameter: inspect.Parameter) -> set[str] | None:
+    """The simple types (int, float, bool, str, None) a parameter's annotation allows; None when
+    it allows anything else too (lists, dicts, callables) or has no annotation."""
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        default = parameter.default
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            return None if isinstance(default, int) else {"float:lenient"}
+        return None
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    tokens = {token.strip() for token in text.split("|")}
+    return tokens if tokens <= _SIMPLE_TYPES else None
+
+
+def _check_types(cls, kwargs: dict, where: str) -> None:
+    """Refuse values of the wrong simple type before the constructor sees them: text for a
+    number, null where null is not allowed, a fraction for an integer, NaN for a number."""
+    parameters = _parameters(cls)
+    for key, value in kwargs.items():
+        parameter = parameters.get(key)
+        if parameter is None:
+            continue
+        types = _declared_types(parameter)
+        if types is None:
+            continue
+        if "float:lenient" in types:  # no annotation, a float default: a number (or a list of them)
+            if isinstance(value, (str, bool)):
+                raise ConfigError(f"{where}.{key}: must be a number, got {value!r}{_yaml_hint(value)}")
+            if isinstance(value, float) and math.isnan(value):
+                raise ConfigError(f"{where}.{key}: must be a number, got nan")
+            continue
+        if value is None:
+            if "None" not in types:
+                raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got null (set a value or leave the key out)")
+        elif isinstance(value, bool):
+            if "bool" not in types:
+                raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got {value!r}")
+        elif isinstance(value, int):
+            if not types & {"int", "float"}:
+                raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got {value!r}")
+        elif isinstance(value, float):
+            if "float" not in types:
+                raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got {value!r}")
+            if math.isnan(value):
+                raise ConfigError(f"{where}.{key}: must be a number, got nan")
+        elif isinstance(value, str):
+            if "str" not in types:
+                raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got {value!r}{_yaml_hint(value)}")
+        if key.endswith("seed") and isinstance(value, int) and not 0 <= value <= _MAX_SEED:
+            raise ConfigError(f"{where}.{key}: must be an integer in [0, 2**32 - 1], got {value!r}")
+
+
+def _yaml_hint(value) -> str:
+    """YAML 1.1 reads ``1e300`` as text; say how to write it as a number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return f" (YAML reads it as text; write {number!r} as e.g. {number:.1e})" if isinstance(value, str) else ""
+
+
+def _kind(types: set[str]) -> str:
+    words = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "None": "null"}
+    if "float" in types:
+        types = types - {"int"}
+    return " or ".join(words[name] for name in ("float", "int", "bool", "str", "None") if name in types)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _integer(low: int):
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), (
+        "a positive integer" if low == 1 else f"an integer >= {low}")
+
+
+def _between(low: float, high: float, low_open: bool = False):
+    return (lambda v: _number(v) and (v > low if low_open else v >= low) and v <= high), (
+        f"a number in {'(' if low_open else '['}{low}, {high}]")
+
+
+def _positive_number():
+    return (lambda v: _number(v) and 0 < v < math.inf), "a finite number > 0"
+
+
+def _train_freq(value) -> bool:
+    if isinstance(value, list) and len(value) == 2:
+        return _integer(1)[0](value[0]) and value[1] in ("step", "episode")
+    return _integer(1)[0](value)
+
+
+def _ent_coef(value) -> bool:
+    if isinstance(value, str):
+        return value == "auto" or bool(re.fullmatch(r"auto_\d*\.?\d+(e-?\d+)?", value)) and float(value[5:]) > 0
+    return _positive_number()[0](value) or value == 0
+
+
+#: numeric ranges of the Stable-Baselines3 hyperparameters (SAC and the agents built on it:
+#: CIP, ACE, RLIF, DAgger); checked for every agent that takes the key, before anything runs
+SB3_RANGES = {
+    "gamma": _between(0.0, 1.0),
+    "tau": _between(0.0, 1.0),
+    "learning_rate": _positive_number(),
+    "batch_size": _integer(1),
+    "buffer_size": _integer(1),
+    "learning_starts": _integer(0),
+    "gradient_steps": ((lambda v: _integer(-1)[0](v) and v != 0), "a positive integer (or -1: one per env step)"),
+    "target_update_interval": _integer(1),
+    "stats_window_size": _integer(1),
+    "verbose": _integer(0),
+    "train_freq": (_train_freq, "a positive integer or [n, step|episode]"),
+    "ent_coef": (_ent_coef, "a number >= 0, 'auto' or 'auto_<initial value>'"),
+    "policy_kwargs": ((lambda v: isinstance(v, dict)), "a mapping (e.g. {net_arch: [64, 64]})"),
+    "replay_buffer_kwargs": ((lambda v: isinstance(v, dict)), "a mapping"),
+    "device": ((lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None),
+               "auto, cpu, cuda, cuda:N or mps"),
+}
+
+
+def _check_sb3_ranges(cls, kwargs: dict, where: str) -> None:
+    accepted = _parameters(cls)
+    for key, value in kwargs.items():
+        if key in SB3_RANGES and key in accepted and value is not None:
+            check, text = SB3_RANGES[key]
+            if not check(value):
+                raise ConfigError(f"{where}.{key}: must be {text}, got {value!r}"[:300])
+
+
+def _wandb_settings(value) -> dict | None:
+    """The ``wandb`` key: None/false (off), true ({"project": "causalrl"}) or a mapping of
+    ``wandb.init`` arguments (:data:`WANDB_KEYS`)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {"project": "causalrl"}
+    if not isinstance(value, dict):
+        raise ConfigError(f"wandb: must be true, false or a mapping of {', '.join(WANDB_KEYS)}, got {value!r}")
+    for key in value:
+        if key not in WANDB_KEYS:
+            raise ConfigError(f"wandb.{key}: unknown key; accepted keys: {', '.join(WANDB_KEYS)}")
+    if value.get("mode", "online") not in ("online", "offline", "disabled"):
+        raise ConfigError(f"wandb.mode: must be online, offline or disabled, got {value['mode']!r}")
+    return {"project": "causalrl", **value}
 
 
 def validate(raw: dict) -> list[RunConfig]:
@@ -260,11 +489,21 @@ def validate(raw: dict) -> list[RunConfig]:
         env_cls = resolve_env_class(env_raw["id"])
     except PluginError as error:
         raise ConfigError(str(error)) from None
+    if "intervention" in env_kwargs:  # an expert around any env (causalrl.experiment.intervention)
+        from causalrl.experiment.intervention import validate_intervention
+
+        try:
+            env_kwargs["intervention"] = validate_intervention(env_kwargs["intervention"])
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    constructor_kwargs = {k: v for k, v in env_kwargs.items() if k != "intervention"}
     if env_cls is not None:
-        _check_arguments(env_cls, env_kwargs, "env", reserved={"render_mode"})
+        _check_arguments(env_cls, constructor_kwargs, "env", reserved={"render_mode"})
+        _check_types(env_cls, constructor_kwargs, "env")
     common = dict(
-        experiment=_typed(raw, "experiment", str, "default", lambda v: v and "/" not in v, " a non-empty name without '/'"),
-        seed=_typed(raw, "seed", int, 0, lambda v: v >= 0, " >= 0"),
+        experiment=_name(_typed(raw, "experiment", str, "default"), "experiment"),
+        seed=_typed(raw, "seed", int, 0, lambda v: 0 <= v <= _MAX_SEED, f" >= 0 and <= 2**32 - 1 ({_MAX_SEED})"
+                    if isinstance(raw.get("seed"), int) and raw.get("seed", 0) > _MAX_SEED else " >= 0"),
         total_steps=_typed(raw, "total_steps", int, 1500, lambda v: v > 0, " a positive integer"),
         log_interval=_typed(raw, "log_interval", int, 100, lambda v: v > 0, " a positive integer"),
         checkpoint_interval=None if raw.get("checkpoint_interval") is None else _typed(
@@ -275,6 +514,8 @@ def validate(raw: dict) -> list[RunConfig]:
         progress_bar=_typed(raw, "progress_bar", bool, True),
         save_model=_typed(raw, "save_model", bool, True),
         description=_typed(raw, "description", str, ""),
+        n_envs=_typed(raw, "n_envs", int, 1, lambda v: v >= 1, " >= 1 (parallel envs of an SB3 agent)"),
+        wandb=_wandb_settings(raw.get("wandb")),
     )
     if common["eval_interval"] % common["log_interval"]:
         raise ConfigError(f"eval_interval: must be a multiple of log_interval ({common['log_interval']}), "
@@ -287,6 +528,8 @@ def validate(raw: dict) -> list[RunConfig]:
             raise ConfigError(str(error)) from None
         kwargs = {k: v for k, v in entry.items() if k not in ("name", "policy")}
         _check_arguments(agent_cls, kwargs, f"agent[{entry['name']}]", reserved={"policy", "env", "seed"})
+        _check_types(agent_cls, kwargs, f"agent[{entry['name']}]")
+        _check_sb3_ranges(agent_cls, kwargs, f"agent[{entry['name']}]")
         policy = entry.get("policy")
         if policy is not None and not isinstance(policy, str):
             raise ConfigError(f"agent[{entry['name']}].policy: must be a string, got {policy!r}")

@@ -23,9 +23,12 @@ EVAL_SEED = 1_000_000
 
 
 def evaluation_env(env: gym.Env) -> gym.Env:
-    """The env a policy is evaluated on: ``env.unwrapped.evaluation_env()`` when the world
-    offers one (the task without an expert), else ``env`` itself."""
-    make = getattr(env.unwrapped, "evaluation_env", None)
+    """The env a policy is evaluated on: ``evaluation_env()`` of a wrapper or of the world, when
+    one offers it (the task without an expert), else ``env`` itself."""
+    try:  # the outermost wrapper's, else the world's (e.g. an InterventionWrapper around gym.make)
+        make = env.get_wrapper_attr("evaluation_env")
+    except AttributeError:
+        make = None
     return make() if callable(make) else env
 
 

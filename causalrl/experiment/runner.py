@@ -18,6 +18,7 @@ is logged twice or lost; bandit runs end byte-identical to an uninterrupted run.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -39,11 +40,12 @@ from causalrl.experiment.callbacks import MetricsCallback
 from causalrl.experiment.checkpoints import (
     CheckpointCallback,
     NonFiniteError,
+    check_checkpoint,
     latest_checkpoint,
     load_checkpoint,
     restore_run_state,
 )
-from causalrl.experiment.config import ConfigError, RunConfig, load_experiment, to_yaml
+from causalrl.experiment.config import ConfigError, RunConfig, fingerprint, load_experiment, to_yaml
 from causalrl.experiment.evaluation import make_evaluator
 from causalrl.experiment.plots import plot_bandit_runs
 from causalrl.experiment.plugins import (
@@ -53,7 +55,10 @@ from causalrl.experiment.plugins import (
     resolve_agent,
 )
 from causalrl.experiment.rundir import (
+    fsync_tree,
     is_complete,
+    lock_directory,
+    make_run_dir,
     process_alive,
     read_status,
     write_json_atomic,
@@ -126,43 +131,108 @@ def _logger(run_dir: Path, verbose: bool) -> Logger:
 
 
 def build_env(config: RunConfig):
-    """The config's env: ``gym.make(id, **kwargs)``, or ``Class(**kwargs)`` for ``module:Class``."""
+    """The config's env: ``gym.make(id, **kwargs)``, or ``Class(**kwargs)`` for ``module:Class``;
+    wrapped in an InterventionWrapper when the env has an ``intervention`` block
+    (``causalrl.experiment.intervention``)."""
     load_plugins()
-    if is_import_path(config.env.id) and not re.search(r"-v\d+$", config.env.id):
-        return import_object(config.env.id, "env.id")(**config.env.kwargs)
+    kwargs = dict(config.env.kwargs)
+    intervention = kwargs.pop("intervention", None)
     try:
-        return gym.make(config.env.id, **config.env.kwargs)
+        if is_import_path(config.env.id) and not re.search(r"-v\d+$", config.env.id):
+            env = import_object(config.env.id, "env.id")(**kwargs)
+        else:
+            env = gym.make(config.env.id, **kwargs)
     except gym.error.Error as error:
         raise ConfigError(f"env.id: {error}") from None
+    except _CONSTRUCTION_ERRORS as error:  # an argument the world's own checks missed: still one line
+        raise ConfigError(f"env ({config.env.id}): {_one_line(error)}") from error
+    if intervention is not None:
+        from causalrl.experiment.intervention import wrap_intervention
+
+        try:
+            env = wrap_intervention(env, intervention)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    return env
+
+
+def build_training_env(config: RunConfig):
+    """The env the agent trains on: :func:`build_env`, or with ``n_envs > 1`` a DummyVecEnv of
+    ``n_envs`` copies (SB3's ``make_vec_env``; env i is seeded ``seed + i``)."""
+    if config.n_envs == 1:
+        return build_env(config)
+    from stable_baselines3.common.env_util import make_vec_env
+
+    return make_vec_env(lambda: build_env(config), n_envs=config.n_envs, seed=config.seed)
 
 
 def build_agent(config: RunConfig, env):
     agent_cls = resolve_agent(config.agent.name)
+    if config.n_envs > 1 and not _is_sb3_algorithm(agent_cls):
+        raise ConfigError(f"n_envs: {config.agent.name} acts in one env (bandit agents and other non-SB3 agents); "
+                          "set n_envs=1")
     policy = config.agent.policy or getattr(agent_cls, "default_policy", "MlpPolicy")
+    _check_buffer_memory(config, env)
     try:
         return agent_cls(policy, env, seed=config.seed, **config.agent.kwargs)
     except AssertionError as error:  # SB3 checks spaces and settings with assert
         raise ConfigError(f"agent[{config.agent.name}]: {' '.join(str(error).split())}") from None
+    except _CONSTRUCTION_ERRORS as error:  # a setting the learner's own checks missed: still one line
+        raise ConfigError(f"agent[{config.agent.name}]: {_one_line(error)}") from error
+
+
+#: what a world or learner constructor raises for a bad argument it does not check itself
+_CONSTRUCTION_ERRORS = (TypeError, ArithmeticError, RuntimeError, MemoryError, AttributeError, IndexError)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
+
+
+def _check_buffer_memory(config: RunConfig, env) -> None:
+    """Refuse a replay buffer that cannot fit in this machine's memory (SB3 allocates it whole,
+    observations twice, float32) before it is allocated."""
+    import numpy as np
+
+    size = config.agent.kwargs.get("buffer_size")
+    if not isinstance(size, int) or isinstance(size, bool) or not hasattr(os, "sysconf"):
+        return
+    try:
+        observation = int(np.prod(env.observation_space.shape or (1,)))
+        action = int(np.prod(env.action_space.shape or (1,)))
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, TypeError, ValueError, OSError):
+        return
+    needed = size * config.n_envs * (2 * observation + action + 2) * 4
+    if needed > available:
+        raise ConfigError(f"agent[{config.agent.name}].buffer_size: {size} transitions need about {needed / 2**30:,.1f} GiB, "
+                          f"more than this machine's {available / 2**30:,.1f} GiB of memory; lower buffer_size")
+
+
+def _is_sb3_algorithm(agent_cls) -> bool:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    return isinstance(agent_cls, type) and issubclass(agent_cls, BaseAlgorithm)
 
 
 def _ground_truth(env):
     """The env's causal_structure, as composed by its outermost wrapper that has one (None
-    for worlds without known structure)."""
+    for worlds without known structure); of the first env of a VecEnv."""
     try:
+        if hasattr(env, "get_attr") and hasattr(env, "num_envs"):
+            return env.get_attr("causal_structure", indices=[0])[0]
         return env.get_wrapper_attr("causal_structure")
     except AttributeError:
         return None
 
 
 def _run_dir(config: RunConfig) -> Path:
+    """Create the run's new folder ``<output_dir>/<experiment>/<env>__<agent>__s<seed>__<time>``
+    (``-1``, ``-2``, ... when taken; race-free)."""
     env_name = re.sub(r"[^A-Za-z0-9_.-]", "-", config.env.id.split("/")[-1])
     agent_name = re.sub(r"[^A-Za-z0-9_.-]", "-", config.agent.name)
     stem = f"{env_name}__{agent_name}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    parent = Path(config.output_dir) / config.experiment
-    candidate, suffix = parent / stem, 1
-    while candidate.exists():
-        candidate, suffix = parent / f"{stem}-{suffix}", suffix + 1
-    return candidate
+    return make_run_dir(Path(config.output_dir) / config.experiment, stem)
 
 
 def run(config: RunConfig, verbose: bool = False, run_dir: Path | None = None) -> RunResult:
@@ -173,23 +243,31 @@ def run(config: RunConfig, verbose: bool = False, run_dir: Path | None = None) -
     """
     started = time.perf_counter()
     set_random_seed(config.seed)
-    env = build_env(config)
+    env = build_training_env(config)
     agent = build_agent(config, env)
 
-    run_dir = _run_dir(config) if run_dir is None else Path(run_dir)
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(to_yaml(config))
-    return _train(config, run_dir, env, agent, None, None, verbose, started)
+    if run_dir is None:
+        run_dir = _run_dir(config)
+    else:
+        run_dir = Path(run_dir)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise ConfigError(f"{run_dir}: exists already; a new run needs a new directory") from None
+    lock = lock_directory(run_dir)  # held until the run ends; a second process cannot touch it
+    try:
+        write_text_atomic(run_dir / "config.yaml", to_yaml(config))
+        return _train(config, run_dir, env, agent, None, None, verbose, started)
+    finally:
+        lock.close()
 
 
 def read_run_config(run_dir: Path) -> RunConfig:
     """The config of an unfinished run directory (what ``resume`` continues); one-line errors
     for anything else."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"--resume {run_dir}: no such directory; give a run directory (runs/<experiment>/<run>)")
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml); give runs/<experiment>/<run>")
+    _check_run_directory(run_dir)
     if is_complete(run_dir):
         raise ConfigError(f"--resume {run_dir}: the run is complete (summary.json); nothing to resume")
     status = read_status(run_dir)
@@ -207,12 +285,30 @@ def resume(run_dir: Path, verbose: bool = False, progress_bar: bool | None = Non
     has none) up to the ``total_steps`` of its config.yaml, and complete its directory."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    _check_run_directory(run_dir)
+    lock = lock_directory(run_dir)  # before anything is read for writing: a second --resume fails here
+    try:
+        return _resume_locked(run_dir, verbose, progress_bar, started)
+    finally:
+        lock.close()
+
+
+def _check_run_directory(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise ConfigError(f"--resume {run_dir}: no such directory; give a run directory (runs/<experiment>/<run>)")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml); give runs/<experiment>/<run>")
+
+
+def _resume_locked(run_dir: Path, verbose: bool, progress_bar: bool | None, started: float) -> RunResult:
     config = read_run_config(run_dir)
     if progress_bar is not None:
         config = type(config)(**{**config.__dict__, "progress_bar": progress_bar})
     checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None:
+        check_checkpoint(checkpoint, config)  # before anything in the directory changes
     set_random_seed(config.seed)
-    env = build_env(config)
+    env = build_training_env(config)
     if checkpoint is None:
         agent, state = build_agent(config, env), None
     else:
@@ -226,19 +322,36 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     """Train ``agent`` (fresh, or loaded from ``checkpoint`` with its ``state``) up to
     ``config.total_steps`` into ``run_dir`` and write the summary."""
     _keep_rows(run_dir / "progress.csv", 0 if state is None else state["rows"])
-    agent.set_logger(_logger(run_dir, verbose))
+    logger = _logger(run_dir, verbose)
+    if config.wandb is not None:
+        from causalrl.experiment.tracking import WandbOutputFormat
+
+        logger.output_formats.append(WandbOutputFormat(run_dir, config.to_dict(), config.wandb))
+    if state is None:
+        from causalrl.experiment.tracking import log_config_to_tensorboard
+
+        log_config_to_tensorboard(logger, config, to_yaml(config))
+    agent.set_logger(logger)
     eval_env = build_env(config) if config.eval_interval else None
     evaluate = make_evaluator(eval_env, config.eval_episodes) if eval_env is not None else None
     metrics = MetricsCallback(config.log_interval, truth=lambda: _ground_truth(env), evaluate=evaluate,
                               eval_interval=config.eval_interval)
-    guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint)
+    guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint, fingerprint=fingerprint(config))
+    callbacks = [metrics, guard]
+    if hasattr(type(agent), "learned_structure"):  # graph.png and structure.jsonl (causalrl.experiment.graphs)
+        from causalrl.experiment.callbacks import StructureHistory
+        from causalrl.experiment.graphs import keep_history_until
+
+        keep_history_until(run_dir, -1 if state is None else state["step"])
+        callbacks.append(StructureHistory(run_dir, config.checkpoint_every, truth=lambda: _ground_truth(env),
+                                          title=f"{config.agent.name} on {config.env.id} (seed {config.seed})"))
     if state is not None:
         restore_run_state(agent, metrics, state)
     guard.write_status("running")
     try:
         # log_interval=None: SB3 algorithms write no rows of their own; the metrics callback
         # dumps every row (with whatever train/* values the algorithm recorded since the last one)
-        agent.learn(config.total_steps - agent.num_timesteps, callback=[metrics, guard], log_interval=None,
+        agent.learn(config.total_steps - agent.num_timesteps, callback=callbacks, log_interval=None,
                     progress_bar=config.progress_bar, reset_num_timesteps=state is None)
     except NonFiniteError:
         raise  # the guard saved the state at failure and wrote status.json
@@ -269,6 +382,7 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     if state is not None:
         summary["resumed_from_step"] = state["step"]
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a complete run has nothing to resume
+    fsync_tree(run_dir)  # progress.csv, model.zip, events on disk before summary.json says complete
     guard.last_checkpoint = None
     guard.write_status("complete")
     write_json_atomic(run_dir / "summary.json", summary)  # last: only this marks the run complete

@@ -59,7 +59,12 @@ from causalrl.experiment.config import (
     _read_source,
     validate,
 )
-from causalrl.experiment.rundir import is_complete, write_json_atomic, write_text_atomic
+from causalrl.experiment.rundir import (
+    is_complete,
+    lock_directory,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 __all__ = [
     "Trial", "Sweep", "SweepOutcome", "load_sweep", "run_sweep", "run_trial",
@@ -134,7 +139,7 @@ def run_trial(config: RunConfig | dict, trial_dir: str | Path) -> dict:
         trial_dir.mkdir(parents=True, exist_ok=True)
         data = config.to_dict() if isinstance(config, RunConfig) else config
         if not (trial_dir / "config.yaml").exists():
-            (trial_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+            write_text_atomic(trial_dir / "config.yaml", yaml.safe_dump(data, sort_keys=False))
         write_json_atomic(trial_dir / "error.json", {"status": "failed", "error": line, "traceback": traceback.format_exc()})
         return {"status": "failed", "error": line, "skipped": False,
                 "wall_time_s": round(time.perf_counter() - started, 3), "final": {}}
@@ -254,6 +259,16 @@ def read_spec(source: str | Path, keys: dict[str, str]) -> tuple[dict, str, Path
     return raw, label, folder
 
 
+def _refuse_seed_overrides(fixed: list[str], sets: list[tuple[str, ...]], label: str) -> None:
+    """A sweep's seeds come from ``seeds`` (through ``seed_overrides``), which every trial sets
+    last: a ``seed`` in ``fixed`` or in the overrides would be silently replaced, so it is refused."""
+    for where, overrides in [("fixed", fixed)] + [("overrides", list(entry)) for entry in sets]:
+        for text in overrides:
+            if text.partition("=")[0].strip() == "seed":
+                raise ConfigError(f"{label}: {where} sets {text!r}, but each trial's seed comes from `seeds` "
+                                  "(e.g. seeds: [5, 6]); move the values there")
+
+
 def seeded_overrides(templates: list[str], seed: int) -> list[str]:
     return [template.replace("{seed}", str(seed)) for template in templates]
 
@@ -263,13 +278,14 @@ def load_sweep(source: str | Path, output_dir: str | Path | None = None) -> Swee
     (raises :class:`ConfigError` with a one-line message before anything runs)."""
     raw, label, folder = read_spec(source, SWEEP_KEYS)
     name = raw.get("name") or Path(str(source)).stem
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        raise ConfigError(f"{label}: name must be letters, digits, '.', '_' or '-', got {name!r}")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in (".", ".."):
+        raise ConfigError(f"{label}: name must be letters, digits, '.', '_' or '-' (not '.' or '..'), got {name!r}")
     base = resolve_base(raw.get("base"), folder, label)
     fixed = _string_list(raw.get("fixed"), "fixed", label)
     seed_templates = _string_list(raw.get("seed_overrides"), "seed_overrides", label) or list(DEFAULT_SEED_OVERRIDES)
     seeds = _seeds(raw.get("seeds"), label)
     sets = _override_sets(raw.get("overrides"), label)
+    _refuse_seed_overrides(fixed, sets, label)
     slugs = [_slug(overrides) for overrides in sets]
     for index, (overrides, slug) in enumerate(zip(sets, slugs)):
         if len(slug) > _SLUG_LIMIT or slugs.count(slug) > 1:  # keep names short and unique
@@ -369,23 +385,8 @@ class _Ledger:
 
 
 def _lock(directory: Path):
-    """Hold an exclusive lock on the sweep directory for this process's lifetime (Linux/macOS)."""
-    import fcntl
-
-    handle = open(directory / ".lock", "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        owner = handle.read().strip() or "unknown"
-        handle.close()
-        raise ConfigError(f"sweep directory {directory} is in use by another `causalrl sweep` (pid {owner}); "
-                          "wait for it or stop it") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
+    """Hold an exclusive lock on the sweep directory until the handle is closed (rundir.lock_directory)."""
+    return lock_directory(directory, "sweep")
 
 
 def _check_finished(sweep: Sweep) -> list[Trial]:

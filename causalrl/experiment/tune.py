@@ -156,8 +156,8 @@ def load_tune(source: str | Path, output_dir: str | Path | None = None) -> TuneS
     """Read a tune file or preset and validate it (every range's endpoints build a valid config)."""
     raw, label, folder = read_spec(source, TUNE_KEYS)
     name = raw.get("name") or Path(str(source)).stem
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError(f"{label}: name must be a non-empty string without '/', got {name!r}")
+    if not isinstance(name, str) or not name or "/" in name or name in (".", "..") or Path(name).name != name:
+        raise ConfigError(f"{label}: name must be a folder name (one path component, not '.' or '..'), got {name!r}")
     search_raw = raw.get("search")
     if not isinstance(search_raw, dict) or not search_raw:
         raise ConfigError(f"{label}: search must map dotted override keys to ranges, e.g. "
@@ -290,11 +290,15 @@ class TuneOutcome:
     text: str
 
 
-def _evaluate(spec: TuneSpec, label: str, overrides: list[str]) -> dict:
+def _evaluate(spec: TuneSpec, label: str, overrides: list[str], bar=None) -> dict:
     values, errors = [], []
     for seed in spec.held_out_seeds:
         config = spec.config(overrides, seed)
+        if bar is not None:
+            bar.set_postfix_str(f"{label} seed {seed}")
         record = run_trial(config, spec.directory / "heldout" / label / f"{config.agent.name}__s{seed}")
+        if bar is not None:
+            bar.update(1)
         if record["status"] != "ok" or spec.objective not in record["final"]:
             errors.append(record["error"] or f"no metric {spec.objective!r}")
             continue
@@ -378,8 +382,12 @@ def run_tune(spec: TuneSpec, n_trials: int | None = None, storage: str | None = 
         + yaml.safe_dump(replace(best_config, progress_bar=True).to_dict(), sort_keys=False))
     held_out = {}
     if evaluate:
-        held_out = {"best": _evaluate(spec, f"best-t{best.number:04d}", best_overrides),
-                    "default": _evaluate(spec, "default", [])}
+        from tqdm.auto import tqdm
+
+        with tqdm(total=2 * len(spec.held_out_seeds), desc="held-out evaluation", unit="run",
+                  disable=not progress) as bar:
+            held_out = {"best": _evaluate(spec, f"best-t{best.number:04d}", best_overrides, bar),
+                        "default": _evaluate(spec, "default", [], bar)}
         for label, result in held_out.items():
             shown = "n/a" if result["mean"] is None else f"{result['mean']:.6g}"
             lines.append(f"held-out {label:<8} {spec.objective} mean = {shown} over seeds {spec.held_out_seeds}"

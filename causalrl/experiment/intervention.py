@@ -1,0 +1,158 @@
+"""Interventions around any gymnasium env from a config (docs/rlif.md (c)): the ``intervention``
+block of ``env`` names saved SB3 models that act and judge, and the runner wraps the env in
+``causalrl.envs.intervention.InterventionWrapper`` with a ``causalrl.envs.experts.PolicyExpert``::
+
+    env:
+      id: InvertedPendulum-v5
+      intervention:
+        expert: runs/expert/InvertedPendulum-v5__sac__s0__*/model.zip   # acts when it takes over
+        reference: runs/expert/.../model.zip    # judges (pi_ref, Q^{pi_ref}); default: expert
+        noise: 0.3                 # std of the acting expert's action noise, scaled units
+        strategy: value            # and every other InterventionWrapper argument
+        delta: auto
+        takeover_steps: 4
+
+It builds exactly ``InterventionWrapper(gym.make(id), PolicyExpert(load(expert), noise=...,
+reference=load(reference)), strategy=..., ...)``. Errors are one-line ``ValueError`` naming the
+field; the config layer raises them as its ``ConfigError``. Model paths are a ``.zip`` file, a run
+directory holding ``model.zip``, or a glob pattern (the newest match wins); validation resolves
+them, so a run's ``config.yaml`` records the exact files it used. ``algorithm`` /
+``reference_algorithm`` name the saved models' class (an agent name: ``sac`` by default,
+``td3``, ``rlif`` ...). The wrapper's own ``reference`` argument (which action the value test
+compares with) is ``compare_to`` here, because ``reference`` names the judge's model.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from pathlib import Path
+
+__all__ = ["INTERVENTION_KEYS", "validate_intervention", "wrap_intervention", "resolve_model_path"]
+
+#: keys of the ``env.intervention`` block and what they mean
+INTERVENTION_KEYS = {
+    "expert": "saved model that acts when the expert takes over (.zip, run directory or glob)",
+    "reference": "saved model that judges: pi_ref and Q^{pi_ref} (default: expert)",
+    "algorithm": "agent name of expert's class (default sac)",
+    "reference_algorithm": "agent name of reference's class (default: algorithm)",
+    "noise": "std of the acting expert's Gaussian action noise in [-1, 1]-scaled units (default 0)",
+    "aggregate": "min (default) or mean over the judge's Q heads",
+    "strategy": "value (default), random, distance or none",
+    "threshold_form": "additive (default), relative or relative-raw",
+    "delta": "delta of the additive value test in Q units, or auto (calibrated)",
+    "delta_quantile": "quantile of the auto calibration (default 0.5)",
+    "calibration_steps": "states the reference visits for delta: auto (default 200)",
+    "alpha": "alpha of the relative forms (default 0.97)",
+    "beta": "takeover probability after a bad action (default 0.95)",
+    "takeover_steps": "k, steps the expert keeps control (default 4; random: 1)",
+    "rate": "per-step takeover probability of random (default 0.5)",
+    "compare_to": "reference (default: pi_ref's action) or expert (the acting expert's action)",
+    "sample_reference": "sample pi_ref's action in the value test (default true) or take its mode",
+    "distance_threshold": "L1 threshold of distance (default 1.0)",
+    "hand_back": "run the learner's first action after a takeover unchecked (default true)",
+}
+_WRAPPER_KEYS = ("strategy", "threshold_form", "delta", "delta_quantile", "calibration_steps", "alpha", "beta",
+                 "takeover_steps", "rate", "sample_reference", "distance_threshold", "hand_back")
+
+
+def resolve_model_path(value, field: str) -> str:
+    """A saved model's path from a ``.zip`` file, a run directory or a glob (newest match)."""
+    where = f"env.intervention.{field}"
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where}: must be the path of a saved model (.zip, run directory or glob), got {value!r}")
+    matches = sorted(glob.glob(value), key=lambda p: Path(p).stat().st_mtime) if glob.has_magic(value) else [value]
+    if not matches:
+        raise ValueError(f"{where}: nothing matches {value!r}; train one first, e.g. `causalrl run expert env.id=...`")
+    path = Path(matches[-1])
+    if path.is_dir():
+        path = path / "model.zip"
+    if not path.is_file():
+        raise ValueError(f"{where}: {path} not found; give a model.zip (e.g. from `causalrl run expert env.id=...`)")
+    return str(path)
+
+
+def _number(block: dict, key: str, low: float | None = None, high: float | None = None) -> None:
+    value = block[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"env.intervention.{key}: must be a number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"env.intervention.{key}: must be {bounds}, got {value!r}")
+
+
+def validate_intervention(block) -> dict:
+    """The checked ``env.intervention`` block with model paths resolved; a one-line
+    :class:`ValueError` naming the field otherwise. Loads nothing."""
+    from causalrl.envs.intervention import STRATEGIES, THRESHOLD_FORMS
+    from causalrl.experiment.plugins import PluginError, resolve_agent
+
+    if not isinstance(block, dict):
+        raise ValueError("env.intervention: must be a mapping with at least `expert: <model.zip>`")
+    for key in block:
+        if key not in INTERVENTION_KEYS:
+            raise ValueError(f"env.intervention.{key}: unknown key; known keys: {', '.join(INTERVENTION_KEYS)}")
+    if "expert" not in block:
+        raise ValueError("env.intervention.expert: missing; give the saved model that acts (e.g. <run>/model.zip "
+                          "of `causalrl run expert env.id=...`)")
+    block = dict(block)
+    block["expert"] = resolve_model_path(block["expert"], "expert")
+    if block.get("reference") is not None:
+        block["reference"] = resolve_model_path(block["reference"], "reference")
+    for key in ("algorithm", "reference_algorithm"):
+        if key in block:
+            try:
+                resolve_agent(block[key])
+            except (PluginError, TypeError) as error:
+                raise ValueError(f"env.intervention.{key}: {error}") from None
+    choices = {"strategy": STRATEGIES, "threshold_form": THRESHOLD_FORMS, "aggregate": ("min", "mean"),
+               "compare_to": ("reference", "expert")}
+    for key, options in choices.items():
+        if key in block and block[key] not in options:
+            raise ValueError(f"env.intervention.{key}: choose one of {', '.join(options)}, got {block[key]!r}")
+    for key in ("hand_back", "sample_reference"):
+        if key in block and not isinstance(block[key], bool):
+            raise ValueError(f"env.intervention.{key}: must be true or false, got {block[key]!r}")
+    for key in ("takeover_steps", "calibration_steps"):
+        if key in block and (isinstance(block[key], bool) or not isinstance(block[key], int) or block[key] < 1):
+            raise ValueError(f"env.intervention.{key}: must be a positive integer, got {block[key]!r}")
+    for key, low, high in (("noise", 0, None), ("alpha", 0, 1), ("beta", 0, 1), ("rate", 0, 1),
+                           ("distance_threshold", 0, None)):
+        if key in block:
+            _number(block, key, low, high)
+    if "delta_quantile" in block:
+        _number(block, "delta_quantile", 0, 1)
+        if not 0 < block["delta_quantile"] < 1:
+            raise ValueError(f"env.intervention.delta_quantile: must lie in (0, 1), got {block['delta_quantile']!r}")
+    if "delta" in block and block["delta"] != "auto":
+        if isinstance(block["delta"], str):
+            raise ValueError(f"env.intervention.delta: a number >= 0 (Q units) or auto, got {block['delta']!r}")
+        _number(block, "delta", 0, None)
+    return block
+
+
+def wrap_intervention(env, block: dict):
+    """``InterventionWrapper(env, PolicyExpert(...), ...)`` from a validated block."""
+    from causalrl.envs.experts import PolicyExpert
+    from causalrl.envs.intervention import InterventionWrapper
+    from causalrl.experiment.plugins import resolve_agent
+
+    block = validate_intervention(block)
+    algorithm = block.get("algorithm", "sac")
+    acting = resolve_agent(algorithm).load(block["expert"], device="cpu")
+    judge = None
+    if block.get("reference") is not None:
+        judge = resolve_agent(block.get("reference_algorithm", algorithm)).load(block["reference"], device="cpu")
+    for name, model in (("expert", acting), ("reference", judge)):
+        if model is not None and (model.observation_space.shape != env.observation_space.shape
+                                  or model.action_space.shape != env.action_space.shape):
+            raise ValueError(f"env.intervention.{name}: {block[name]} was trained on other observation/action shapes "
+                              f"({model.observation_space.shape}, {model.action_space.shape}) than this env's "
+                              f"({env.observation_space.shape}, {env.action_space.shape})")
+    try:
+        expert = PolicyExpert(acting, noise=float(block.get("noise", 0.0)), aggregate=block.get("aggregate", "min"),
+                              reference=judge)
+        kwargs = {key: block[key] for key in _WRAPPER_KEYS if key in block}
+        return InterventionWrapper(env, expert, reference=block.get("compare_to", "reference"), **kwargs)
+    except ValueError as error:
+        raise ValueError(f"env.intervention: {error}") from None
