@@ -365,6 +365,21 @@ def _curve_band(runs: list[RunRecord], metric: str, reps: int, cache: dict) -> t
     return np.array(steps), np.atleast_1d(point), np.atleast_1d(low), np.atleast_1d(high), len(curves)
 
 
+def _hatched_band(axis, x, low, high, colour, hatch: str) -> None:
+    """A 95% CI band: a light fill plus a hatch in the group's colour, so overlapping bands stay
+    tellable apart."""
+    axis.fill_between(x, low, high, facecolor=colour, alpha=0.10, linewidth=0)
+    axis.fill_between(x, low, high, facecolor="none", edgecolor=colour, hatch=hatch, alpha=0.45, linewidth=0.6)
+
+
+def _legend_below(figure, handles: dict, width: float) -> None:
+    """One legend for every panel, below them, so it never covers a curve."""
+    if handles:
+        figure.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                      ncol=max(1, min(len(handles), int(width // 3.2))), fontsize=8, frameon=False,
+                      title="hatched band: 95% CI", title_fontsize=8)
+
+
 def _plot_curves(env: str, groups: list[Group], path: Path, reps: int, cache: dict) -> Path | None:
     import matplotlib
 
@@ -389,16 +404,11 @@ def _plot_curves(env: str, groups: list[Group], path: Path, reps: int, cache: di
             steps, point, low, high, count = band
             colour, hatch, dash = _LOOKS[index % len(_LOOKS)]
             line, = axis.plot(steps, point, color=colour, linestyle=dash, linewidth=1.8, label=f"{group.agent} (n={count})")
-            # a light fill plus a hatch in the group's colour: overlapping bands stay tellable apart
-            axis.fill_between(steps, low, high, facecolor=colour, alpha=0.10, linewidth=0)
-            axis.fill_between(steps, low, high, facecolor="none", edgecolor=colour, hatch=hatch, alpha=0.45, linewidth=0.6)
+            _hatched_band(axis, steps, low, high, colour, hatch)
             handles.setdefault(line.get_label(), line)
         axis.set(xlabel="env steps", ylabel=f"{metric} (IQM over seeds)", title=title)
         axis.grid(alpha=0.3)
-    if handles:  # one legend for every panel, below them: it never covers a curve
-        figure.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                      ncol=max(1, min(len(handles), int(width // 3.2))), fontsize=8, frameon=False,
-                      title="hatched band: 95% CI", title_fontsize=8)
+    _legend_below(figure, handles, width)
     figure.suptitle(_wrapped(f"{env}: IQM with 95% stratified-bootstrap CI band", width), fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=110, bbox_inches="tight")
@@ -516,15 +526,12 @@ def _plot_profiles(env: str, tasks_by_metric: dict[str, dict[str, list[np.ndarra
             low, high = np.percentile(draws, [2.5, 97.5], axis=0)
             line, = axis.plot(taus, profile, color=colour, linestyle=dash, linewidth=1.8,
                               label=f"{agent} (n={sum(len(t) for t in tasks)})")
-            axis.fill_between(taus, low, high, facecolor=colour, alpha=0.10, linewidth=0)
-            axis.fill_between(taus, low, high, facecolor="none", edgecolor=colour, hatch=hatch, alpha=0.45, linewidth=0.6)
+            _hatched_band(axis, taus, low, high, colour, hatch)
             handles.setdefault(line.get_label(), line)
         axis.set(xlabel=f"threshold tau on final {metric}",
                  ylabel=f"share of runs with score {'>' if higher else '<='} tau", ylim=(-0.02, 1.02), title=metric)
         axis.grid(alpha=0.3)
-    figure.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                  ncol=max(1, min(len(handles), int(width // 3.2))), fontsize=8, frameon=False,
-                  title="hatched band: 95% CI", title_fontsize=8)
+    _legend_below(figure, handles, width)
     figure.suptitle(_wrapped(f"{env}: performance profiles (run-score distributions, rliable)", width), fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=110, bbox_inches="tight")
