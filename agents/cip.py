@@ -17,8 +17,8 @@ constructor switch:
 - ``empowerment``: an inverse-dynamics model q(a | s, s') and a forward model f(s, a) -> s',
   both trained by maximum likelihood on real rows only; after a warm-up the actor ascends
   E_c = H_w[pi(.|s)] + E_{a~pi} sum_i w_i log q_i(a | s, f(s, a)) (b.3 (ii) with s'_model = the
-  next state the policy's own action would produce), with its gradient capped at a stated share
-  of the SAC loss's gradient (``empowerment_max_grad_ratio``).
+  next state the policy's own action would produce), with its gradient at the actor's outputs
+  capped at a stated share of the SAC loss's gradient there (``empowerment_max_grad_ratio``).
 - ``dormancy_reset``: gradient-dormancy-guided shrink-and-perturb (b.5).
 
 Discovery (b.1) runs every ``discovery_interval`` env steps on the last ``discovery_samples``
@@ -149,9 +149,9 @@ class CIP(SAC):
     :param empowerment: train the inverse and forward models and add the empowerment term
         (b.3). Default True.
     :param empowerment_coef: lambda_E. Default 0.01.
-    :param empowerment_max_grad_ratio: kappa: the empowerment term's gradient on the actor is
-        scaled to at most kappa times the norm of the SAC loss's gradient (b.3; lambda_E
-        applies below that cap). Default 0.2.
+    :param empowerment_max_grad_ratio: kappa: the empowerment term's gradient at the actor's
+        outputs (mean and log std of each row) is scaled to at most kappa times the norm of the
+        SAC loss's gradient there (b.3; lambda_E applies below that cap). Default 0.2.
     :param empowerment_warmup: gradient updates before the term enters the actor loss (the
         models train from the start). Default 2_000.
     :param inverse_model_arch: hidden widths of q(a | s, s') and f(s, a); None (default): the
@@ -334,8 +334,9 @@ class CIP(SAC):
         self.inverse_model = InverseDynamics(n_states, n_actions, arch, self.inverse_min_std).to(self.device)
         self.forward_model = ForwardModel(n_states, n_actions, arch).to(self.device)
         # one optimiser (and one backward pass) for both models: their losses share no parameter
+        # (foreach: one multi-tensor Adam update instead of one per parameter tensor)
         self.model_optimizer = th.optim.Adam([*self.inverse_model.parameters(), *self.forward_model.parameters()],
-                                             lr=self.lr_schedule(1))
+                                             lr=self.lr_schedule(1), foreach=True)
         #: w_a (b.1 step 4); ones until the first discovery round
         self.action_weights = th.ones(n_actions, device=self.device)
 
@@ -403,14 +404,19 @@ class CIP(SAC):
                 if self.empowerment:
                     model_losses.append(self._model_step(real))
                 # b.4 + b.3 (ii): actor loss alpha log pi_w - min Q - lambda E_c (after warm-up)
-                actions_pi, log_probs = self._sample_with_log_probs(batch.observations)
+                with_empowerment = self.empowerment and update > self.empowerment_warmup
+                outputs = self.actor.get_action_dist_params(batch.observations)[:2]  # mean, log std
+                # with the term, both losses are built on detached copies of the actor's outputs,
+                # so their gradients can be compared there before one backward pass (b.3)
+                heads = [output.detach().requires_grad_() for output in outputs] if with_empowerment else outputs
+                actions_pi, log_probs = self._squashed_sample(*heads)
                 weighted_log_prob = (log_probs @ weights).reshape(-1, 1)
                 min_q = th.min(th.cat(self.critic(batch.observations, actions_pi), dim=1), dim=1, keepdim=True)[0]
                 actor_loss = (ent_coef * weighted_log_prob - min_q).mean()
                 self.actor.optimizer.zero_grad()
-                if self.empowerment and update > self.empowerment_warmup:
+                if with_empowerment:
                     empowerment = self._empowerment(batch.observations, actions_pi, log_probs, weights)
-                    coefficient, ratio = self._combine_actor_gradients(actor_loss, empowerment)
+                    coefficient, ratio = self._combine_actor_gradients(actor_loss, empowerment, heads, outputs)
                     actor_loss = actor_loss - coefficient * empowerment
                     empowerments.append(empowerment.item())
                     ratios.append(ratio)
@@ -471,7 +477,11 @@ class CIP(SAC):
     def _sample_with_log_probs(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """a ~ pi(.|s) reparameterised, and per-dimension log-probs l_i(a|s) (b.0), as SB3's
         squashed Gaussian computes them before summing."""
-        mean, log_std, _ = self.actor.get_action_dist_params(observations)
+        return self._squashed_sample(*self.actor.get_action_dist_params(observations)[:2])
+
+    @staticmethod
+    def _squashed_sample(mean: th.Tensor, log_std: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """a = tanh(mean + std eps), eps ~ N(0, I), and its per-dimension log-probs."""
         pre_tanh = mean + log_std.exp() * th.randn_like(mean)
         return th.tanh(pre_tanh), squashed_gaussian_log_prob(pre_tanh, mean, log_std)
 
@@ -490,34 +500,30 @@ class CIP(SAC):
         mean[-sum_i w_i l_i(a~|s) + sum_i w_i log q_i(a~ | s, f(s, a~))], a~ ~ pi (b.3 (ii)).
         The next state is the one the policy's own action would produce, so raising the term
         makes a~ recoverable from its effect; it does not pull a~ toward the replayed action.
-        Gradients reach the actor through a~ (also inside f) and l; the models' parameters are
-        frozen here (their own steps train them)."""
-        self.inverse_model.requires_grad_(False)
-        self.forward_model.requires_grad_(False)
-        try:
-            predicted_next = self.forward_model(observations, actions_pi)
-            inverse_log_probs = self.inverse_model.log_prob(observations, predicted_next, actions_pi)
-        finally:
-            self.inverse_model.requires_grad_(True)
-            self.forward_model.requires_grad_(True)
+        Gradients reach the actor through a~ (also inside f) and l; :meth:`_combine_actor_gradients`
+        takes them at the actor's outputs only, so the term never trains the models (their own
+        steps do)."""
+        predicted_next = self.forward_model(observations, actions_pi)
+        inverse_log_probs = self.inverse_model.log_prob(observations, predicted_next, actions_pi)
         return (-(log_probs @ weights) + inverse_log_probs @ weights).mean()
 
-    def _combine_actor_gradients(self, sac_loss: th.Tensor, empowerment: th.Tensor) -> tuple[float, float]:
-        """Set the actor's gradients to grad(SAC loss) - c grad(E_c) with
-        c = min(lambda_E, kappa |grad SAC| / |grad E_c|) (b.3: the term never moves the actor
-        more than kappa times the SAC loss does). Returns (c, c |grad E_c| / |grad SAC|)."""
-        params = list(self.actor.parameters())
-        sac_grads = th.autograd.grad(sac_loss, params, retain_graph=True, allow_unused=True)
-        emp_grads = th.autograd.grad(empowerment, params, allow_unused=True)
-        sac_grads = [th.zeros_like(p) if g is None else g for p, g in zip(params, sac_grads)]
-        emp_grads = [th.zeros_like(p) if g is None else g for p, g in zip(params, emp_grads)]
+    def _combine_actor_gradients(self, sac_loss: th.Tensor, empowerment: th.Tensor, heads: list[th.Tensor],
+                                 outputs: list[th.Tensor]) -> tuple[float, float]:
+        """Set the actor's gradients to those of SAC loss - c E_c, with
+        c = min(lambda_E, kappa |g_SAC| / |g_E|), where g is a loss's gradient at the actor's
+        outputs (the mean and log std of every row): both losses reach the actor's parameters
+        only through them, so one backward pass of the combined output gradient through the
+        actor does the rest (b.3: the term never moves the actor's outputs more than kappa
+        times the SAC loss does). ``heads`` are the detached outputs the losses were built on,
+        ``outputs`` the same tensors with the actor's graph. Returns (c, c |g_E| / |g_SAC|)."""
+        sac_grads = th.autograd.grad(sac_loss, heads, retain_graph=True)
+        emp_grads = th.autograd.grad(empowerment, heads)
         sac_norm = float(th.sqrt(sum((g ** 2).sum() for g in sac_grads)))
         emp_norm = float(th.sqrt(sum((g ** 2).sum() for g in emp_grads)))
         coefficient = self.empowerment_coef
         if emp_norm > 0 and coefficient * emp_norm > self.empowerment_max_grad_ratio * sac_norm:
             coefficient = self.empowerment_max_grad_ratio * sac_norm / emp_norm
-        for param, sac_grad, emp_grad in zip(params, sac_grads, emp_grads):
-            param.grad = sac_grad - coefficient * emp_grad
+        th.autograd.backward(outputs, [g - coefficient * e for g, e in zip(sac_grads, emp_grads)])
         return coefficient, coefficient * emp_norm / max(sac_norm, 1e-12)
 
     def _augment(self, batch):

@@ -135,6 +135,12 @@ class RLIF(SAC):
         ``terminated`` / ``truncated`` (e.g. ``causalrl.envs.experts.collect_demonstrations``); any
         ``rewards`` are ignored. Actions are clipped to +-0.999 of the scaled range. Not saved
         with the model. Default None.
+    :param bootstrap_terminations: store an env's true termination as a time-limit end, so the
+        target bootstraps from the terminal state's value instead of an absorbing 0 (docs/rlif.md
+        (g) 3). RLIF's rewards are <= 0, so with an absorbing 0 ending the episode is the
+        learner's best outcome: on InvertedPendulum-v5 the learner then learns to drop the pole.
+        The reference code never stores final transitions, which also leaves no absorbing 0.
+        Default True; False stores terminations as terminal (SB3's convention).
     :param reproduce_reference_quirks: store only the last transition of each expert block and
         drop each episode's final transition, as the reference code does ((g) 2-3). Default False.
     """
@@ -158,6 +164,7 @@ class RLIF(SAC):
         n_target_critics: int = 2,
         backup_entropy: bool = False,
         demonstrations: dict | str | None = None,
+        bootstrap_terminations: bool = True,
         reproduce_reference_quirks: bool = False,
         replay_buffer_class=None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
@@ -178,6 +185,7 @@ class RLIF(SAC):
         self.n_target_critics = int(n_target_critics)
         self.backup_entropy = bool(backup_entropy)
         self.demonstrations = demonstrations
+        self.bootstrap_terminations = bool(bootstrap_terminations)
         self.reproduce_reference_quirks = bool(reproduce_reference_quirks)
         self._pending_transition: dict | None = None
         policy_kwargs = dict(policy_kwargs or {})
@@ -256,7 +264,9 @@ class RLIF(SAC):
             "next_observation": next_observation,
             "action": np.asarray(buffer_action, dtype=np.float32).reshape(1, -1),
             "done": np.asarray(dones).copy(),
-            "infos": [{"TimeLimit.truncated": bool(info.get("TimeLimit.truncated", False))}],
+            # (g) 3: a true termination is stored as a time-limit end unless bootstrap_terminations is off
+            "infos": [{"TimeLimit.truncated": bool(info.get("TimeLimit.truncated", False)
+                                                   or (dones[0] and self.bootstrap_terminations))}],
             "intervened": bool(info.get("intervened", False)),
         }
         pending = self._pending_transition

@@ -144,7 +144,7 @@ class FactoredLQR(gym.Env):
         render_mode: str | None = None,
     ):
         if render_mode is not None:
-            raise ValueError(f"render_mode: {type(self).__name__} has no rendering; leave it None")
+            raise TypeError(f"render_mode: {type(self).__name__} has no rendering; leave it None")
         self.n_relevant_states = check_int(n_relevant_states, "n_relevant_states", minimum=1)
         self.n_distractor_states = check_int(n_distractor_states, "n_distractor_states", minimum=0)
         self.n_relevant_actions = check_int(n_relevant_actions, "n_relevant_actions", minimum=1)

@@ -352,7 +352,7 @@ class FactoredLQRIntervention(gym.Env):
         from causalrl.envs.factored import FactoredLQR
 
         if render_mode is not None:
-            raise ValueError("render_mode: FactoredLQRIntervention has no rendering; leave it None")
+            raise TypeError("render_mode: FactoredLQRIntervention has no rendering; leave it None")
         if not isinstance(judge, str) or not judge:
             raise ValueError(f"judge: 'oracle' or the path of a saved SB3 model, got {judge!r}")
         self.world = FactoredLQR(**world_kwargs)

@@ -116,7 +116,7 @@ class TwinReacher(gym.Env):
     def __init__(self, horizon: int = 50, frame_skip: int = 2, distance_weight: float = 10.0,
                  control_weight: float = 0.1, distance: str = "squared", render_mode: str | None = None):
         if render_mode is not None:
-            raise ValueError("render_mode: TwinReacher runs headless without a renderer; leave it None")
+            raise TypeError("render_mode: TwinReacher runs headless without a renderer; leave it None")
         for name, value in [("horizon", horizon), ("frame_skip", frame_skip)]:
             check_int(value, name)
         for name, value in [("distance_weight", distance_weight), ("control_weight", control_weight)]:

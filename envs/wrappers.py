@@ -121,7 +121,7 @@ class DistractorVariant(gym.Env):
     def __init__(self, env_id: str, n_distractors: int = 20, kind: str = "gaussian", scale: float = 1.0,
                  rho: float = 0.9, render_mode: str | None = None):
         if render_mode is not None:
-            raise ValueError("render_mode: the distractor variants run headless; leave it None")
+            raise TypeError("render_mode: the distractor variants run headless; leave it None")
         self.wrapped = DistractorWrapper(gym.make(env_id), n_distractors, kind=kind, scale=scale, rho=rho)
         self.observation_space = self.wrapped.observation_space
         self.action_space = self.wrapped.action_space

@@ -247,15 +247,18 @@ def test_inverse_model_loss_falls(trained):
 def test_empowerment_sends_gradient_to_the_actor_only(trained):
     _, agent, _ = trained
     batch = agent.replay_buffer.sample(64)
-    for module in (agent.actor, agent.inverse_model, agent.forward_model):
-        module.zero_grad()
-    actions, log_probs = agent._sample_with_log_probs(batch.observations)
+    for module in (agent.actor, agent.inverse_model, agent.forward_model, agent.critic):
+        module.zero_grad(set_to_none=True)
+    outputs = agent.actor.get_action_dist_params(batch.observations)[:2]
+    heads = [output.detach().requires_grad_() for output in outputs]
+    actions, log_probs = agent._squashed_sample(*heads)
     empowerment = agent._empowerment(batch.observations, actions, log_probs, agent.action_weights)
-    empowerment.backward()
+    sac_loss = -agent.critic(batch.observations, actions)[0].mean()
+    agent._combine_actor_gradients(sac_loss, empowerment, heads, outputs)
     actor_grad = sum(float(p.grad.abs().sum()) for p in agent.actor.parameters() if p.grad is not None)
     assert actor_grad > 0
-    for model in (agent.inverse_model, agent.forward_model):
-        assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in model.parameters())
+    for model in (agent.inverse_model, agent.forward_model, agent.critic):
+        assert all(p.grad is None for p in model.parameters())
     # and its inverse-model part alone (the conditional entropy) also reaches the actor
     agent.actor.zero_grad()
     actions, log_probs = agent._sample_with_log_probs(batch.observations)
@@ -264,19 +267,33 @@ def test_empowerment_sends_gradient_to_the_actor_only(trained):
 
 
 def test_empowerment_gradient_is_capped(trained):
-    """|c grad E_c| <= kappa |grad SAC| on the actor, and c = lambda_E when that is below the cap."""
+    """|c g_E| <= kappa |g_SAC| at the actor's outputs, c = lambda_E when that is below the cap,
+    and the actor's parameters get exactly the gradient of SAC loss - c E_c (one backward pass)."""
     _, agent, _ = trained
     batch = agent.replay_buffer.sample(64)
+
+    def losses(heads):
+        th.manual_seed(3)  # the same reparameterisation noise for both builds
+        actions, log_probs = agent._squashed_sample(*heads)
+        sac_loss = (0.1 * log_probs.sum(1) - agent.critic(batch.observations, actions)[0][:, 0]).mean()
+        return sac_loss, agent._empowerment(batch.observations, actions, log_probs, agent.action_weights)
+
     for kappa, coef in ((0.2, 10.0), (1e6, 0.01)):
         agent.empowerment_max_grad_ratio, agent.empowerment_coef = kappa, coef
-        actions, log_probs = agent._sample_with_log_probs(batch.observations)
-        sac_loss = (0.1 * log_probs.sum(1) - agent.critic(batch.observations, actions)[0][:, 0]).mean()
-        empowerment = agent._empowerment(batch.observations, actions, log_probs, agent.action_weights)
-        coefficient, ratio = agent._combine_actor_gradients(sac_loss, empowerment)
+        outputs = agent.actor.get_action_dist_params(batch.observations)[:2]
+        heads = [output.detach().requires_grad_() for output in outputs]
+        agent.actor.zero_grad()
+        coefficient, ratio = agent._combine_actor_gradients(*losses(heads), heads, outputs)
+        combined = [p.grad.clone() for p in agent.actor.parameters()]
         if kappa < 1:
             assert ratio == pytest.approx(kappa, rel=1e-4) and coefficient < coef
         else:
             assert coefficient == coef and ratio < kappa
+        agent.actor.zero_grad()
+        sac_loss, empowerment = losses(agent.actor.get_action_dist_params(batch.observations)[:2])
+        (sac_loss - coefficient * empowerment).backward()
+        for got, want in zip(combined, (p.grad for p in agent.actor.parameters())):
+            assert th.allclose(got, want, rtol=1e-4, atol=1e-7)
     agent.empowerment_max_grad_ratio, agent.empowerment_coef = 0.2, 0.01
 
 

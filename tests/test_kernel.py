@@ -146,3 +146,30 @@ def test_least_squares_recovers_coefficients_and_handles_singular_design():
     assert np.allclose(least_squares(regressors, targets), [1.0, -2.0, 0.5])
     duplicated = np.column_stack([regressors[:, 0], regressors[:, 0]])
     assert np.allclose(least_squares(duplicated, 2 * regressors[:, 0]), [1.0, 1.0])
+
+
+def _coordinate_descent_lasso(gram, moment, penalty, sweeps=3000):
+    """argmin b'Gb/2 - m'b + penalty |b|_1 by plain cyclic coordinate descent (the test's oracle)."""
+    beta = np.zeros(moment.size)
+    for _ in range(sweeps):
+        for j in range(moment.size):
+            rho = moment[j] - gram[j] @ beta + gram[j, j] * beta[j]
+            beta[j] = np.sign(rho) * max(abs(rho) - penalty, 0.0) / gram[j, j]
+    return beta
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lasso_path_visits_the_support_of_every_penalty(seed):
+    """The LARS path of adaptive_lasso yields the lasso support at every penalty, including
+    after a coefficient leaves (correlated columns make leaves likely)."""
+    from causalrl.core.stats import _lasso_path_supports
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((300, 7)) @ (np.eye(7) + 0.6 * rng.standard_normal((7, 7)))
+    y = x[:, 0] - 2 * x[:, 3] + 0.5 * x[:, 5] + rng.standard_normal(300)
+    x = (x - x.mean(0)) / x.std(0)
+    gram, moment = x.T @ x / 300, x.T @ (y - y.mean()) / 300
+    supports = {tuple(int(j) for j in support) for support in _lasso_path_supports(gram, moment)}
+    for penalty in np.abs(moment).max() * np.logspace(-0.02, -3, 20):
+        beta = _coordinate_descent_lasso(gram, moment, penalty)
+        assert tuple(int(j) for j in np.flatnonzero(np.abs(beta) > 1e-7)) in supports, penalty

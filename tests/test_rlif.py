@@ -249,6 +249,37 @@ def test_rlif_labels_follow_the_takeovers(quirks):
                                    model.policy.scale_action(executed), atol=1e-6)
 
 
+class _TerminateAt(gym.Wrapper):
+    """Ends every episode with a true termination (not a time limit) at step ``at``."""
+
+    def __init__(self, env, at: int):
+        super().__init__(env)
+        self.at, self.count = at, 0
+
+    def reset(self, **kwargs):
+        self.count = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.count += 1
+        return observation, reward, terminated or self.count == self.at, truncated, info
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_rlif_bootstraps_through_terminations_by_default(bootstrap):
+    """RLIF's rewards are <= 0, so an absorbing 0 at a termination would make ending the episode
+    the learner's best outcome: by default the terminal row is stored as a time-limit end."""
+    world = small_world()
+    model = _rlif(_intervention_env(_TerminateAt(world, 7)), learning_starts=1000, bootstrap_terminations=bootstrap)
+    model.learn(70)
+    buffer = model.replay_buffer
+    ends = np.flatnonzero(buffer.dones[: buffer.pos, 0])
+    assert len(ends) == 10
+    absorbing = buffer.dones[ends, 0] * (1 - buffer.timeouts[ends, 0])  # what SB3's target multiplies by
+    assert (absorbing == (0.0 if bootstrap else 1.0)).all()
+
+
 def test_rlif_demonstrations_enter_with_zero_reward():
     from causalrl.envs.experts import collect_demonstrations
 

@@ -97,16 +97,14 @@ def stratified_bootstrap_ci(
     return np.asarray(point), np.asarray(low), np.asarray(high)
 
 
-def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1.0, n_penalties: int = 60,
-                   smallest_penalty: float = 1e-12, tolerance: float = 1e-9, max_sweeps: int = 100,
+def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1.0,
                    patience: int | None = 10) -> np.ndarray:
     """Relaxed adaptive-lasso coefficients of ``targets ~ regressors`` (with intercept), by BIC.
 
     Zou (2006): penalty weights 1/|b_ols|^gamma from an OLS fit (:func:`least_squares`, a tiny
-    ridge guards collinear columns); a lasso path by warm-started cyclic coordinate descent on
-    the standardised, reweighted columns over ``n_penalties`` log-spaced penalties from the one
-    that zeroes everything down to ``smallest_penalty`` times it (small, because a weak true
-    effect is also weakly weighted and enters late). Each distinct support on the path is
+    ridge guards collinear columns); the exact lasso path on the standardised, reweighted
+    columns (LARS with the lasso modification, Efron et al. 2004, "Least angle regression"),
+    from the penalty that zeroes everything down to 0. Each distinct support on the path is
     refitted by OLS and scored by BIC ``n log(RSS/n) + df log(n)`` (as LassoLarsIC in
     causal-learn's DirectLiNGAM, but on the refit, so shrinkage does not bias the choice); the
     best support's OLS coefficients are returned, on the original columns. Exact zeros mean
@@ -141,28 +139,15 @@ def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1
         rss = max(y_power - plain_moment[support] @ beta_s, 1e-12 * y_power)
         return n * np.log(rss) + support.size * np.log(n), beta_s
 
-    beta = np.zeros(moment.size)
     best_bic, best_support, best_beta = n * np.log(y_power), np.zeros(0, dtype=int), np.zeros(0)
     seen: set[tuple[int, ...]] = set()
     since_best = 0
-    for penalty in lambda_max * np.logspace(0, np.log10(smallest_penalty), n_penalties):
-        if (patience is not None and since_best >= patience) or len(best_support) >= n // 2:
+    for support in _lasso_path_supports(gram, moment):
+        if (patience is not None and since_best >= patience) or len(best_support) >= n // 2 or support.size >= n // 2:
             break
-        for _ in range(max_sweeps):
-            largest_change = 0.0
-            for j in range(beta.size):
-                rho = moment[j] - gram[j] @ beta + diagonal[j] * beta[j]
-                new = np.sign(rho) * max(abs(rho) - penalty, 0.0) / diagonal[j]
-                largest_change = max(largest_change, abs(new - beta[j]) * np.sqrt(diagonal[j]))
-                beta[j] = new
-            if largest_change < tolerance * np.sqrt(y_power):
-                break
-        support = np.flatnonzero(beta)
-        if tuple(support) in seen or support.size == 0:
+        if tuple(support) in seen:
             continue
         seen.add(tuple(support))
-        if support.size >= n // 2:
-            break
         bic, beta_s = refit(support)
         since_best += 1
         if bic < best_bic:
@@ -171,6 +156,59 @@ def adaptive_lasso(regressors: np.ndarray, targets: np.ndarray, gamma: float = 1
     fitted[best_support] = best_beta
     coefficients[usable] = fitted / scale[usable]
     return coefficients
+
+
+def _lasso_path_supports(gram: np.ndarray, moment: np.ndarray):
+    """The supports, in order, of the exact path of argmin_b b'Gb/2 - m'b + penalty |b|_1 as the
+    penalty falls from max|m| to 0: LARS with the lasso modification (Efron et al. 2004), on the
+    Gram matrix G and moments m. Along a segment the active coefficients move along
+    G_AA^-1 s_A (s: the signs of their correlations m - Gb, all of size equal to the penalty);
+    a segment ends when an inactive correlation reaches the penalty (the variable joins) or an
+    active coefficient reaches 0 (it leaves). Columns with G_jj ~ 0 never join. Yields sorted
+    index arrays (the empty support is not yielded)."""
+    diagonal = np.diag(gram)
+    candidate = diagonal > 1e-12 * max(float(diagonal.max(initial=0.0)), 1e-300)
+    correlation = np.where(candidate, moment, 0.0)
+    beta = np.zeros(moment.size)
+    level = float(np.abs(correlation).max(initial=0.0))  # the penalty
+    if level <= 0:
+        return
+    floor = 1e-12 * level
+    active = [int(np.argmax(np.abs(correlation)))]
+    just_left = -1
+    for _ in range(8 * moment.size + 8):
+        support = np.array(sorted(active))
+        yield support
+        signs = np.sign(correlation[support])
+        block = gram[np.ix_(support, support)]
+        direction = np.linalg.lstsq(block, signs, rcond=None)[0]
+        slope = gram[:, support] @ direction  # how each correlation falls per unit of penalty
+        with np.errstate(divide="ignore", invalid="ignore"):
+            joins = np.minimum(np.where(1 - slope > 1e-12, (level - correlation) / (1 - slope), np.inf),
+                               np.where(1 + slope > 1e-12, (level + correlation) / (1 + slope), np.inf))
+            leaves = np.where(direction != 0, -beta[support] / direction, np.inf)
+        outside = candidate.copy()
+        outside[support] = False
+        if just_left >= 0:
+            outside[just_left] = False
+        joins = np.where(outside & (joins > floor), joins, np.inf)
+        leaves = np.where(leaves > floor, leaves, np.inf)
+        step = min(float(joins.min(initial=np.inf)), float(leaves.min(initial=np.inf)), level)
+        beta[support] += step * direction
+        correlation -= step * slope
+        level -= step
+        if level <= floor:
+            return
+        if leaves.size and float(leaves.min()) <= step:
+            leaving = int(support[int(np.argmin(leaves))])
+            beta[leaving] = 0.0
+            active.remove(leaving)
+            just_left = leaving
+            if not active:
+                return
+        else:
+            active.append(int(np.argmin(joins)))
+            just_left = -1
 
 
 def stability_selection(
