@@ -395,14 +395,16 @@ class CIP(SAC):
             # b.4: critic loss sum_j MSE(Q_j(s, a), y), every update
             critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in self.critic(batch.observations, batch.actions))
             self.critic.optimizer.zero_grad()
-            critic_loss.backward()
+            if self.empowerment and update % self.policy_delay == 0:
+                # b.3 (i): inverse model q(a | s, s') and forward model f(s, a) on real rows only,
+                # in one backward pass with the critic's loss (they share no parameter)
+                model_losses.append(self._model_step(real, critic_loss))
+            else:
+                critic_loss.backward()
             self.critic.optimizer.step()
             critic_losses.append(critic_loss.item())
 
             if update % self.policy_delay == 0:
-                # b.3 (i): inverse model q(a | s, s') and forward model f(s, a) on real rows only
-                if self.empowerment:
-                    model_losses.append(self._model_step(real))
                 # b.4 + b.3 (ii): actor loss alpha log pi_w - min Q - lambda E_c (after warm-up)
                 with_empowerment = self.empowerment and update > self.empowerment_warmup
                 outputs = self.actor.get_action_dist_params(batch.observations)[:2]  # mean, log std
@@ -485,13 +487,15 @@ class CIP(SAC):
         pre_tanh = mean + log_std.exp() * th.randn_like(mean)
         return th.tanh(pre_tanh), squashed_gaussian_log_prob(pre_tanh, mean, log_std)
 
-    def _model_step(self, real) -> tuple[float, float]:
+    def _model_step(self, real, other_loss: th.Tensor | None = None) -> tuple[float, float]:
         """b.3 (i): one maximum-likelihood step of q(a | s, s') and one least-squares step of
-        f(s, a) on real transitions (never on counterfactual rows)."""
+        f(s, a) on real transitions (never on counterfactual rows). ``other_loss`` (the critic's,
+        which shares no parameter with the models) is backpropagated in the same pass; its
+        optimiser steps elsewhere."""
         inverse_loss = -self.inverse_model.log_prob(real.observations, real.next_observations, real.actions).sum(1).mean()
         forward_loss = F.mse_loss(self.forward_model(real.observations, real.actions), real.next_observations.float())
         self.model_optimizer.zero_grad()
-        (inverse_loss + forward_loss).backward()
+        (inverse_loss + forward_loss + (0.0 if other_loss is None else other_loss)).backward()
         self.model_optimizer.step()
         return inverse_loss.item(), forward_loss.item()
 

@@ -13,6 +13,9 @@ discovery included: by default a discovery round every third of the run, more of
 ``--net-arch`` sets the actor and critic widths of all four (default SB3's (256, 256); the
 cip presets use 64 64); CIP's inverse and forward models take the actor's widths (its default).
 
+Besides the ratio of total times, the table gives the median over alternation rounds of the
+ratio within a round (both agents of a pair ran back to back there, under the same load).
+
 Writes runs/benchmarks/cip_speed/results.json and table.md (results_64x64.json ... for other
 widths) and prints the table. Pairs compared at the same schedule (the ratio that counts):
 
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 
@@ -63,28 +67,36 @@ def main() -> None:
     agents = {name: make(gym.make(args.env, **ENV_KWARGS.get(args.env, {}))) for name, make in variants.items()}
     seconds = dict.fromkeys(agents, 0.0)
     done = dict.fromkeys(agents, 0)
+    rounds = []  # per alternation round: each agent's seconds for its chunk
     while min(done.values()) < args.steps:
+        rounds.append({})
         for name, agent in agents.items():
             steps = min(args.chunk, args.steps - done[name])
             started = time.perf_counter()
             agent.learn(steps, reset_num_timesteps=done[name] == 0)
-            seconds[name] += time.perf_counter() - started
+            rounds[-1][name] = time.perf_counter() - started
+            seconds[name] += rounds[-1][name]
             done[name] += steps
     per_step = {name: seconds[name] / done[name] for name in agents}
+    # the ratio within each round, where both agents saw the same machine load; its median over
+    # the rounds after the first (warm-up: no updates yet) resists load spikes in single rounds
+    round_median = {name: float(np.median([r[name] / r[baseline[name]] for r in rounds[1:] or rounds]))
+                    for name in agents}
     results = {
         "env": args.env, "steps_per_agent": args.steps, "chunk": args.chunk, "seed": args.seed,
         "net_arch": args.net_arch, "torch_threads": 1, "machine": platform.processor() or platform.machine(),
         "ms_per_step": {name: 1000 * value for name, value in per_step.items()},
         "ratio_to_sac": {name: per_step[name] / per_step["sac"] for name in agents},
         "ratio_same_schedule": {name: per_step[name] / per_step[baseline[name]] for name in agents},
+        "ratio_same_schedule_round_median": round_median,
         "cip_discovery_rounds": agents["cip"].discovery_rounds,
     }
     lines = [f"CIP vs SAC wall time per env step on {args.env} ({args.steps} steps each, alternating chunks of "
              f"{args.chunk}, net_arch {args.net_arch})",
-             "", "| agent | ms / step | ratio to SB3 SAC | baseline at the same schedule | ratio to it |",
-             "|---|---|---|---|---|"]
+             "", "| agent | ms / step | ratio to SB3 SAC | baseline at the same schedule | ratio to it "
+             "| median of per-round ratios |", "|---|---|---|---|---|---|"]
     lines += [f"| {name} | {1000 * per_step[name]:.2f} | {per_step[name] / per_step['sac']:.2f} | {baseline[name]} "
-              f"| {per_step[name] / per_step[baseline[name]]:.2f} |" for name in agents]
+              f"| {per_step[name] / per_step[baseline[name]]:.2f} | {round_median[name]:.2f} |" for name in agents]
     table = "\n".join(lines)
     suffix = "" if args.net_arch == [256, 256] else "_" + "x".join(map(str, args.net_arch))
     OUTPUT.mkdir(parents=True, exist_ok=True)

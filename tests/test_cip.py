@@ -208,9 +208,9 @@ def test_models_train_on_real_rows_only(trained):
         sampled.append(original_sample(*args, **kwargs))
         return sampled[-1]
 
-    def model_step(batch):
+    def model_step(batch, *args):
         seen_by_models.append(batch)
-        return original_step(batch)
+        return original_step(batch, *args)
 
     def augment(batch):
         augmented.append(original_augment(batch))
