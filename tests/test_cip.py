@@ -4,8 +4,9 @@ networks (a few hundred steps each), so the whole file stays fast on two shared 
 
 Mutants each test kills (docs/cip.md (h)): empowerment scored on the replayed next state
 (behaviour cloning) -> test_empowerment_does_not_pull_toward_replayed_actions; no gradient cap,
-or a combined gradient other than that of L_SAC - c E_c -> test_empowerment_gradient_is_capped; counterfactual rows that keep the action driving the
-swapped states, or swap a reward parent -> test_augmented_rows_satisfy_the_world_dynamics;
+or a combined gradient other than that of L_SAC - c E_c -> test_empowerment_gradient_is_capped;
+counterfactual rows that keep the action driving the swapped states, or swap a reward parent ->
+test_augmented_rows_satisfy_the_world_dynamics;
 augmenting although discovery found no state parent -> test_no_augmentation_without_a_state_parent;
 models trained on augmented rows -> test_models_train_on_real_rows_only; s_{t+1} left out of
 discovery -> test_reward_after_the_step_is_found_through_the_next_state; alpha quirk ignored ->

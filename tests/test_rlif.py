@@ -163,17 +163,22 @@ def test_takeovers_hand_back_one_unchecked_learner_step(hand_back):
         assert started == [True] + [False] * 8
 
 
-def test_random_takeover_rate_and_relative_forms():
-    world = small_world()
-    env = InterventionWrapper(world, LQRExpert(world), strategy="random", rate=0.3, takeover_steps=1)
-    env.reset(seed=0)
+def _intervened_share(env, steps: int, seed: int) -> float:
+    """Share of ``steps`` random learner actions during which the expert was in control."""
+    env.reset(seed=seed)
     flags = []
-    for _ in range(2000):
+    for _ in range(steps):
         _, _, terminated, truncated, info = env.step(env.action_space.sample())
         flags.append(info["intervened"])
         if terminated or truncated:
             env.reset()
-    assert np.mean(flags) == pytest.approx(0.3, abs=0.04)
+    return float(np.mean(flags))
+
+
+def test_random_takeover_rate_and_relative_forms():
+    world = small_world()
+    env = InterventionWrapper(world, LQRExpert(world), strategy="random", rate=0.3, takeover_steps=1)
+    assert _intervened_share(env, 2000, seed=0) == pytest.approx(0.3, abs=0.04)
     # Q < 0 here: the code's raw relative test alpha * Q_ref flags even the reference action itself
     expert = LQRExpert(world)
     observation, _ = world.reset(seed=0)
@@ -458,14 +463,7 @@ def test_takeover_steps_default_per_strategy():
     assert InterventionWrapper(world, expert, strategy="value").takeover_steps == 4
     assert InterventionWrapper(world, expert, strategy="distance").takeover_steps == 4
     env = InterventionWrapper(world, expert, strategy="random", rate=0.5)
-    env.reset(seed=1)
-    flags = []
-    for _ in range(1500):
-        _, _, terminated, truncated, info = env.step(env.action_space.sample())
-        flags.append(info["intervened"])
-        if terminated or truncated:
-            env.reset()
-    assert np.mean(flags) == pytest.approx(0.5, abs=0.05)  # k = 4 chains blocks: about 0.8
+    assert _intervened_share(env, 1500, seed=1) == pytest.approx(0.5, abs=0.05)  # k = 4 chains blocks: about 0.8
 
 
 def test_check_env_on_a_user_built_wrapper_around_gym_make():

@@ -380,6 +380,17 @@ def _legend_below(figure, handles: dict, width: float) -> None:
                       title="hatched band: 95% CI", title_fontsize=8)
 
 
+def _save_figure(figure, title: str, width: float, path: Path) -> Path:
+    """Title the figure, save it as ``path`` and close it."""
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(_wrapped(title, width), fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
 def _plot_curves(env: str, groups: list[Group], path: Path, reps: int, cache: dict) -> Path | None:
     import matplotlib
 
@@ -409,11 +420,7 @@ def _plot_curves(env: str, groups: list[Group], path: Path, reps: int, cache: di
         axis.set(xlabel="env steps", ylabel=f"{metric} (IQM over seeds)", title=title)
         axis.grid(alpha=0.3)
     _legend_below(figure, handles, width)
-    figure.suptitle(_wrapped(f"{env}: IQM with 95% stratified-bootstrap CI band", width), fontsize=11)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return _save_figure(figure, f"{env}: IQM with 95% stratified-bootstrap CI band", width, path)
 
 
 def _plot_final(env: str, rows: list[tuple[str, dict[str, dict]]], path: Path) -> Path | None:
@@ -441,11 +448,7 @@ def _plot_final(env: str, rows: list[tuple[str, dict[str, dict]]], path: Path) -
         axis.set(xlabel="final value: IQM, 95% CI", title=metric)
         axis.grid(alpha=0.3, axis="x")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="agent", title_fontsize=8)
-    figure.suptitle(_wrapped(f"{env}: final metrics over seeds", 4.4 * len(metrics)), fontsize=11)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return _save_figure(figure, f"{env}: final metrics over seeds", 4.4 * len(metrics), path)
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -532,11 +535,7 @@ def _plot_profiles(env: str, tasks_by_metric: dict[str, dict[str, list[np.ndarra
                  ylabel=f"share of runs with score {'>' if higher else '<='} tau", ylim=(-0.02, 1.02), title=metric)
         axis.grid(alpha=0.3)
     _legend_below(figure, handles, width)
-    figure.suptitle(_wrapped(f"{env}: performance profiles (run-score distributions, rliable)", width), fontsize=11)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return _save_figure(figure, f"{env}: performance profiles (run-score distributions, rliable)", width, path)
 
 
 def _graph_rows(groups: list[Group], limit: int = 4) -> list[tuple[str, list[tuple[str, dict]]]]:
