@@ -15,7 +15,8 @@ constructor switch:
   of its dimensions is a parent of the reward or the termination flag (through s or s'). With
   no such block nothing is augmented, and the reason is logged.
 - ``empowerment``: an inverse-dynamics model q(a | s, s') and a forward model f(s, a) -> s',
-  both trained by maximum likelihood on real rows only; after a warm-up the actor ascends
+  both trained by maximum likelihood on real rows only (one step on every
+  ``model_update_interval``-th actor update); after a warm-up the actor ascends
   E_c = H_w[pi(.|s)] + E_{a~pi} sum_i w_i log q_i(a | s, f(s, a)) (b.3 (ii) with s'_model = the
   next state the policy's own action would produce), with its gradient at the actor's outputs
   capped at a stated share of the SAC loss's gradient there (``empowerment_max_grad_ratio``).
@@ -70,16 +71,16 @@ class InverseDynamics(nn.Module):
 
     def __init__(self, n_states: int, n_actions: int, net_arch: tuple[int, ...] = (256, 256), min_std: float = 0.05):
         super().__init__()
-        self.body, width = mlp(2 * n_states, net_arch)
-        self.mean = nn.Linear(width, n_actions)
-        self.log_std = nn.Linear(width, n_actions)
+        body, width = mlp(2 * n_states, net_arch)
+        self.net = nn.Sequential(body, nn.Linear(width, 2 * n_actions))  # mean and log std, in one layer
+        self.n_actions = n_actions
         self.log_std_min = math.log(min_std)
 
     def log_prob(self, observations: th.Tensor, next_observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """Per-dimension log q(a_i | s, s'), shape (batch, n_actions)."""
-        hidden = self.body(th.cat([observations, next_observations], dim=1).float())  # float64 Box obs too
-        mean, log_std = self.mean(hidden), self.log_std(hidden).clamp(self.log_std_min, LOG_STD_MAX)
-        return gaussian_log_prob(actions, mean, log_std)
+        outputs = self.net(th.cat([observations, next_observations], dim=1).float())  # float64 Box obs too
+        mean, log_std = outputs[:, :self.n_actions], outputs[:, self.n_actions:]
+        return gaussian_log_prob(actions, mean, log_std.clamp(self.log_std_min, LOG_STD_MAX))
 
 
 class ForwardModel(nn.Module):
@@ -158,9 +159,12 @@ class CIP(SAC):
         actor's widths.
     :param inverse_min_std: floor of q's standard deviation (actions scaled to [-1, 1]).
         Default 0.05.
-    :param policy_delay: actor, temperature and model updates happen on every
-        ``policy_delay``-th critic update (b.4: 2); 1 updates them every step as SB3's SAC.
-        Default 2.
+    :param policy_delay: actor and temperature updates happen on every ``policy_delay``-th
+        critic update (b.4: 2); 1 updates them every step as SB3's SAC, which learns faster
+        at short budgets (docs/cip.md (d)). Default 2.
+    :param model_update_interval: the inverse and forward models take one step on every
+        ``model_update_interval``-th actor update (docs/cip.md (f)); 1 steps them with every
+        actor update (b.6). Default 2.
     :param dormancy_reset: gradient-dormancy-guided shrink-and-perturb (b.5). Default True.
     :param reset_interval: gradient updates between resets. Default 100_000.
     :param reset_after: no reset before this many updates. Default 5_000.
@@ -213,6 +217,7 @@ class CIP(SAC):
         inverse_model_arch: tuple[int, ...] | None = None,
         inverse_min_std: float = 0.05,
         policy_delay: int = 2,
+        model_update_interval: int = 2,
         dormancy_reset: bool = True,
         reset_interval: int = 100_000,
         reset_after: int = 5_000,
@@ -239,7 +244,8 @@ class CIP(SAC):
         if weight_source not in ("abs", "signed"):
             raise ValueError(f"weight_source: unknown {weight_source!r}; choose 'abs' or 'signed'")
         for name, value in [("discovery_interval", discovery_interval), ("discovery_samples", discovery_samples),
-                            ("policy_delay", policy_delay), ("reset_interval", reset_interval),
+                            ("policy_delay", policy_delay), ("model_update_interval", model_update_interval),
+                            ("reset_interval", reset_interval),
                             ("stability_resamples", stability_resamples), ("buffer_size", buffer_size)]:
             check_int(value, name)
         for name, value in [("empowerment_warmup", empowerment_warmup), ("reset_after", reset_after)]:
@@ -290,6 +296,7 @@ class CIP(SAC):
         self.inverse_model_arch = inverse_model_arch
         self.inverse_min_std = float(inverse_min_std)
         self.policy_delay = int(policy_delay)
+        self.model_update_interval = int(model_update_interval)
         self.dormancy_reset = dormancy_reset
         self.reset_interval = int(reset_interval)
         self.reset_after = int(reset_after)
@@ -334,9 +341,9 @@ class CIP(SAC):
         self.inverse_model = InverseDynamics(n_states, n_actions, arch, self.inverse_min_std).to(self.device)
         self.forward_model = ForwardModel(n_states, n_actions, arch).to(self.device)
         # one optimiser (and one backward pass) for both models: their losses share no parameter
-        # (foreach: one multi-tensor Adam update instead of one per parameter tensor)
+        # (fused: one Adam kernel over all their parameters instead of one per tensor)
         self.model_optimizer = th.optim.Adam([*self.inverse_model.parameters(), *self.forward_model.parameters()],
-                                             lr=self.lr_schedule(1), foreach=True)
+                                             lr=self.lr_schedule(1), fused=True)
         #: w_a (b.1 step 4); ones until the first discovery round
         self.action_weights = th.ones(n_actions, device=self.device)
 
@@ -395,7 +402,7 @@ class CIP(SAC):
             # b.4: critic loss sum_j MSE(Q_j(s, a), y), every update
             critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in self.critic(batch.observations, batch.actions))
             self.critic.optimizer.zero_grad()
-            if self.empowerment and update % self.policy_delay == 0:
+            if self.empowerment and update % (self.policy_delay * self.model_update_interval) == 0:
                 # b.3 (i): inverse model q(a | s, s') and forward model f(s, a) on real rows only,
                 # in one backward pass with the critic's loss (they share no parameter)
                 model_losses.append(self._model_step(real, critic_loss))
@@ -509,7 +516,7 @@ class CIP(SAC):
         steps do)."""
         predicted_next = self.forward_model(observations, actions_pi)
         inverse_log_probs = self.inverse_model.log_prob(observations, predicted_next, actions_pi)
-        return (-(log_probs @ weights) + inverse_log_probs @ weights).mean()
+        return ((inverse_log_probs - log_probs) @ weights).mean()
 
     def _combine_actor_gradients(self, sac_loss: th.Tensor, empowerment: th.Tensor, heads: list[th.Tensor],
                                  outputs: list[th.Tensor]) -> tuple[float, float]:
@@ -522,12 +529,12 @@ class CIP(SAC):
         ``outputs`` the same tensors with the actor's graph. Returns (c, c |g_E| / |g_SAC|)."""
         sac_grads = th.autograd.grad(sac_loss, heads, retain_graph=True)
         emp_grads = th.autograd.grad(empowerment, heads)
-        sac_norm = float(th.sqrt(sum((g ** 2).sum() for g in sac_grads)))
-        emp_norm = float(th.sqrt(sum((g ** 2).sum() for g in emp_grads)))
+        sac_norm, emp_norm = (float(th.linalg.vector_norm(th.cat([g.reshape(-1) for g in grads])))
+                              for grads in (sac_grads, emp_grads))
         coefficient = self.empowerment_coef
         if emp_norm > 0 and coefficient * emp_norm > self.empowerment_max_grad_ratio * sac_norm:
             coefficient = self.empowerment_max_grad_ratio * sac_norm / emp_norm
-        th.autograd.backward(outputs, [g - coefficient * e for g, e in zip(sac_grads, emp_grads)])
+        th.autograd.backward(outputs, [th.add(g, e, alpha=-coefficient) for g, e in zip(sac_grads, emp_grads)])
         return coefficient, coefficient * emp_norm / max(sac_norm, 1e-12)
 
     def _augment(self, batch):

@@ -1,20 +1,22 @@
 """CIP against SAC on gymnasium envs no CIP test was tuned on: paired differences and the ablation (docs/cip.md (d)).
 
 Reads the run directories of one or more ``sweep-cip-gym`` sweep folders (``causalrl sweep
-sweep-cip-gym``; any subset of its agents and seeds, e.g. seeds split over two sweeps) and, per
-env, compares final scores seed by seed:
+sweep-cip-gym``; any subset of its agents and seeds, e.g. seeds split over two sweeps), and of
+``sweep-cip-gym-delay1`` (CIP with ``policy_delay=1``, labelled ``cip-delay1``) where given, and
+per env compares final scores seed by seed:
 
-- the paired difference CIP - SAC and CIP - SAC with CIP's actor schedule (``sac-delayed``):
-  mean over the seeds both ran, with a 95% percentile bootstrap CI (2000 resamples of the
-  seeds). CIP is "significantly below" a baseline when the whole CI lies below 0;
+- the paired differences CIP - SAC, CIP - SAC with CIP's actor schedule (``sac-delayed``) and
+  cip-delay1 - SAC (both at SB3's schedule): mean over the seeds both ran, with a 95% percentile
+  bootstrap CI (2000 resamples of the seeds). A variant is "significantly below" a baseline
+  when the whole CI lies below 0. sac-delayed - SAC is what the actor delay alone costs;
 - the ablation: IQM [95% stratified-bootstrap CI] of ``sac-delayed`` (no causal part), ``ace``
   (causal weights only), ``cip-no-empowerment`` (+ counterfactual augmentation) and ``cip``
-  (+ empowerment), and of SB3's ``sac``.
+  (+ empowerment), and of SB3's ``sac`` and ``cip-delay1``.
 
 The score is the final ``eval/deterministic_normalised_score`` where the world has one
 (FactoredLQR), else ``eval/deterministic_return_mean``.
 
-    python benchmarks/cip_gym_summary.py [runs/sweeps/cip-gym ...] [--output-dir runs/benchmarks]
+    python benchmarks/cip_gym_summary.py [runs/sweeps/cip-gym runs/sweeps/cip-gym-delay1 ...] [--output-dir runs/benchmarks]
 
 Writes <output-dir>/cip_gym/results.json, table.md and paired_differences.png, and prints the
 tables. It only reads finished runs; it trains nothing.
@@ -32,8 +34,9 @@ import yaml
 
 from causalrl.core.stats import iqm, stratified_bootstrap_ci
 
-ABLATION = ("sac", "sac-delayed", "ace", "cip-no-empowerment", "cip")
-BASELINES = ("sac", "sac-delayed")
+ABLATION = ("sac", "sac-delayed", "ace", "cip-no-empowerment", "cip", "cip-delay1")
+#: (agent, baseline) pairs of the paired differences; the last one is what the actor delay alone costs
+PAIRS = (("cip", "sac"), ("cip", "sac-delayed"), ("cip-delay1", "sac"), ("sac-delayed", "sac"))
 
 
 def final_scores(sweep_dirs: list[Path]) -> dict[str, dict[str, dict[int, float]]]:
@@ -47,7 +50,10 @@ def final_scores(sweep_dirs: list[Path]) -> dict[str, dict[str, dict[int, float]
             continue
         env = config["env"]
         label = env["id"] + (f" (instance {env['instance_seed']})" if "instance_seed" in env else "")
-        scores[label][config["agent"]["name"]][int(config["seed"])] = float(score)
+        agent = config["agent"]["name"]
+        if agent == "cip" and config["agent"].get("policy_delay") == 1:
+            agent = "cip-delay1"  # sweep-cip-gym-delay1: CIP at SB3 SAC's actor schedule
+        scores[label][agent][int(config["seed"])] = float(score)
     return scores
 
 
@@ -84,16 +90,17 @@ def main() -> None:
                 _, low, high = stratified_bootstrap_ci(values, reps=2000, seed=0) if len(values) > 1 \
                     else (None, float("nan"), float("nan"))
                 ablation[name] = {"n": len(values), "iqm": float(iqm(values)), "ci": [float(low), float(high)]}
-        paired = {base: paired_difference(agents.get("cip", {}), agents.get(base, {}), rng) for base in BASELINES}
-        results[env] = {"ablation": ablation, "cip_minus": paired}
+        paired = {f"{mine} - {base}": paired_difference(agents.get(mine, {}), agents.get(base, {}), rng)
+                  for mine, base in PAIRS}
+        results[env] = {"ablation": ablation, "paired_differences": paired}
 
     lines = [f"CIP on gymnasium envs ({', '.join(args.sweep_dirs)}): final deterministic return (FactoredLQR: normalised score)", "",
-             "Paired difference CIP - baseline, mean over seeds [95% bootstrap CI]; below = CI entirely below 0", "",
-             "| env | CIP - SAC (n) | below? | CIP - SAC-delayed (n) | below? |", "|---|---|---|---|---|"]
+             "Paired difference, mean over seeds [95% bootstrap CI]; below = CI entirely below 0", "",
+             "| env | " + " | ".join(f"{mine} - {base} (n) | below?" for mine, base in PAIRS) + " |",
+             "|---|" + "---|---|" * len(PAIRS)]
     for env, result in results.items():
         cells = []
-        for base in BASELINES:
-            pair = result["cip_minus"][base]
+        for pair in result["paired_differences"].values():
             cells += ["-", "-"] if not pair["n"] else [
                 f"{pair['mean']:+.3g} [{pair['ci'][0]:+.3g}, {pair['ci'][1]:+.3g}] ({pair['n']})",
                 "**yes**" if pair["significantly_below"] else "no"]
@@ -117,23 +124,24 @@ def main() -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    """One panel per baseline: the paired difference CIP - baseline per env with its CI."""
+    """One panel per pair: the paired difference per env with its CI."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     envs = list(results)
-    figure, axes = plt.subplots(1, len(BASELINES), figsize=(5.5 * len(BASELINES), 0.6 * len(envs) + 1.6), sharey=True)
-    for axis, base in zip(np.atleast_1d(axes), BASELINES):
+    names = [f"{mine} - {base}" for mine, base in PAIRS]
+    figure, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 0.6 * len(envs) + 1.6), sharey=True)
+    for axis, name in zip(np.atleast_1d(axes), names):
         for row, env in enumerate(envs):
-            pair = results[env]["cip_minus"][base]
+            pair = results[env]["paired_differences"][name]
             if pair["n"]:
                 low, high = pair["ci"]
                 axis.errorbar(pair["mean"], row, xerr=[[pair["mean"] - low], [high - pair["mean"]]], fmt="o",
                               color="C3" if pair["significantly_below"] else "C0", capsize=3)
         axis.axvline(0, color="grey", linestyle=":")
-        axis.set(title=f"CIP - {base} (mean over seeds, 95% CI)", xlabel="paired difference of final score",
+        axis.set(title=f"{name} (mean over seeds, 95% CI)", xlabel="paired difference of final score",
                  yticks=range(len(envs)), yticklabels=envs)
         axis.set_xscale("symlog", linthresh=1.0)
     figure.tight_layout()

@@ -199,9 +199,12 @@ def test_no_augmentation_without_a_state_parent():
     assert agent._augment(batch) is batch and agent.last_counterfactual_rows == 0
 
 
-def test_models_train_on_real_rows_only(trained):
-    """The inverse and forward models see the sampled real batch, never the augmented one."""
+@pytest.mark.parametrize("interval", [1, 2])
+def test_models_train_on_real_rows_only(trained, interval):
+    """The inverse and forward models see the sampled real batch, never the augmented one, on
+    every ``model_update_interval``-th actor update."""
     _, agent, _ = trained
+    agent.model_update_interval = interval
     sampled, seen_by_models, augmented = [], [], []
     original_sample, original_step, original_augment = agent.replay_buffer.sample, agent._model_step, agent._augment
 
@@ -219,10 +222,11 @@ def test_models_train_on_real_rows_only(trained):
 
     agent.replay_buffer.sample, agent._model_step, agent._augment = sample, model_step, augment
     try:
-        agent.train(gradient_steps=4, batch_size=32)
+        agent.train(gradient_steps=8, batch_size=32)
     finally:
         del agent.replay_buffer.sample, agent._model_step, agent._augment
-    assert len(seen_by_models) == 2  # policy_delay 2
+        agent.model_update_interval = 2
+    assert len(seen_by_models) == 8 // (2 * interval)  # policy_delay 2
     for batch in seen_by_models:
         index = next(i for i, real in enumerate(sampled) if real is batch)
         assert augmented[index] is not batch and not th.equal(augmented[index].observations, batch.observations)
@@ -402,6 +406,7 @@ def test_runs_through_the_runner_and_logs_structure_and_weights(tmp_path):
     ("stability_resamples", 0), ("transition_threshold", -1.0), ("weight_temperature", 0.0), ("reset_after", -5),
     ("dormancy_threshold", -0.1), ("reset_factor_range", (0.9, 0.2)), ("reset_factor_range", 0.5),
     ("discovery_samples", 20_000), ("policy_delay", 0), ("swap_probability", True),
+    ("model_update_interval", 0), ("model_update_interval", 1.5),
 ])
 def test_bad_arguments_are_one_line_errors(field, value):
     kwargs = {"buffer_size": 10_000, field: value}

@@ -140,6 +140,23 @@ def test_every_shipped_run_preset_validates():
         assert load_experiment(name), name
 
 
+def test_every_shipped_sweep_preset_expands_into_valid_trials():
+    from causalrl.experiment.config import preset_names
+    from causalrl.experiment.sweep import load_sweep
+
+    sweeps = [name for name in preset_names() if name.startswith("sweep-")]
+    assert {"sweep-cip-gym", "sweep-cip-gym-delay1", "sweep-cip-invpend-10k", "sweep-csl-ucb-paper"} <= set(sweeps)
+    for name in sweeps:
+        trials = load_sweep(name).trials
+        assert trials and all(not trial.config.progress_bar for trial in trials), name
+    invpend = load_sweep("sweep-cip-invpend-10k").trials
+    assert sorted({(t.agent, t.config.agent.kwargs.get("empowerment_warmup")) for t in invpend}, key=str) == \
+        [("cip", 2000), ("cip", 300), ("sac", None)]
+    assert {t.config.total_steps for t in invpend} == {10_000}
+    delay1 = load_sweep("sweep-cip-gym-delay1").trials
+    assert {(t.agent, t.config.agent.kwargs.get("policy_delay")) for t in delay1} == {("cip", 1)} and len(delay1) == 25
+
+
 def test_options_and_overrides_mix_in_any_order(in_tmp, capsys):
     assert main(["run", "default", "--no-progress", "agents=ucb", "total_steps=200"]) == 0
     summary = json.loads(next(in_tmp.rglob("summary.json")).read_text())
