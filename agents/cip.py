@@ -404,7 +404,8 @@ class CIP(SAC):
             self.critic.optimizer.zero_grad()
             if self.empowerment and update % (self.policy_delay * self.model_update_interval) == 0:
                 # b.3 (i): inverse model q(a | s, s') and forward model f(s, a) on real rows only,
-                # in one backward pass with the critic's loss (they share no parameter)
+                # every model_update_interval-th actor update (docs/cip.md (f) 14), in one
+                # backward pass with the critic's loss (they share no parameter)
                 model_losses.append(self._model_step(real, critic_loss))
             else:
                 critic_loss.backward()
