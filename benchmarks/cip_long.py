@@ -2,7 +2,7 @@
 HalfCheetahDistractors, 100k env steps x 5 seeds by default. Sized for a bigger machine; on a
 laptop run a smoke version (``--steps 500 --seeds 1``).
 
-Every (env, agent, seed) is one ordinary run of ``causalrl.experiment.runner.run`` (run directories under
+Every (env, agent, seed) is one ordinary run of ``causalrl.experiment.run.runner.run`` (run directories under
 ``--output-dir``/cip-long/), so progress.csv holds the shared metrics: the episode-return curve,
 ``structure/f1`` of the learned reward masks against the env's ground truth after each
 discovery round, and ``causal/weights/*``. Runs are sequential (one training process at a time).
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from causalrl.experiment.config import AgentConfig, EnvConfig, RunConfig
-from causalrl.experiment.runner import run
+from causalrl.experiment.run.runner import run
 
 DEFAULT_ENVS = ["causalrl/TwinReacher-v0", "causalrl/HalfCheetahDistractors-v0"]
 CAUSAL_AGENTS = ("cip", "ace")

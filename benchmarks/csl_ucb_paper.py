@@ -40,8 +40,8 @@ def play(algorithm: str, instance_seed: int, n_nodes: int, horizon: int,
     import gymnasium as gym
 
     from causalrl.core.registry import AGENTS
-    from causalrl.experiment.callbacks import MetricsCallback
-    from causalrl.experiment.plugins import load_plugins
+    from causalrl.experiment.config.plugins import load_plugins
+    from causalrl.experiment.run.callbacks import MetricsCallback
 
     load_plugins()
     env = gym.make(env_id, n_nodes=n_nodes, instance_seed=instance_seed, horizon=horizon, **(env_kwargs or {}))

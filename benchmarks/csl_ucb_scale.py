@@ -42,7 +42,7 @@ import numpy as np
 def _regret(agent_cls, env, horizon: int, seed: int = 0) -> tuple[float, float]:
     import time
 
-    from causalrl.experiment.callbacks import MetricsCallback
+    from causalrl.experiment.run.callbacks import MetricsCallback
 
     agent = agent_cls("BanditPolicy", env, seed=seed)
     metrics = MetricsCallback(log_interval=horizon)

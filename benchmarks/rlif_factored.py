@@ -45,8 +45,8 @@ from stable_baselines3.common.logger import configure
 
 from causalrl.core.registry import AGENTS
 from causalrl.core.stats import iqm, stratified_bootstrap_ci
-from causalrl.experiment.evaluation import make_evaluator
-from causalrl.experiment.plugins import load_plugins
+from causalrl.experiment.config.plugins import load_plugins
+from causalrl.experiment.run.evaluation import make_evaluator
 
 
 def preset() -> dict:

@@ -51,7 +51,7 @@ def train_judges(budgets: list[int], folder: Path) -> list[dict]:
 
     from causalrl.envs.experts import evaluate_expert
     from causalrl.envs.factored import FactoredLQR
-    from causalrl.experiment.evaluation import EVAL_SEED
+    from causalrl.experiment.run.evaluation import EVAL_SEED
 
     th.set_num_threads(1)
     preset = _preset("judge-factored")
@@ -76,7 +76,7 @@ def score_judge(path: str) -> dict:
     """A saved judge (e.g. the judge-factored preset's model.zip) and its learner-alone score."""
     from causalrl.envs.experts import evaluate_expert, load_sb3_model
     from causalrl.envs.factored import FactoredLQR
-    from causalrl.experiment.evaluation import EVAL_SEED
+    from causalrl.experiment.run.evaluation import EVAL_SEED
 
     model = load_sb3_model(path)
     world_kwargs = {k: v for k, v in _preset("judge-factored")["env"].items() if k != "id"}
@@ -94,8 +94,8 @@ def run_one(task: dict) -> dict:
     from stable_baselines3.common.logger import configure
 
     from causalrl.core.registry import AGENTS
-    from causalrl.experiment.evaluation import make_evaluator
-    from causalrl.experiment.plugins import load_plugins
+    from causalrl.experiment.config.plugins import load_plugins
+    from causalrl.experiment.run.evaluation import make_evaluator
 
     th.set_num_threads(1)
     load_plugins()

@@ -15,7 +15,7 @@ docs/rlif.md). Smoke-run with ``--expert-steps 2000 --acting-steps 600 2000 --st
 3. ``InterventionWrapper(Pendulum-v1, PolicyExpert(acting, reference=pi_ref))``: the acting
    expert takes over, the reference's critic judges (value-based takeover, additive delta, beta,
    k, hand-back step). Each learner trains ``--steps`` env steps per seed and is evaluated alone
-   (deterministic, no expert, ``--eval-episodes`` episodes: causalrl.experiment.evaluation.make_evaluator)
+   (deterministic, no expert, ``--eval-episodes`` episodes: causalrl.experiment.run.evaluation.make_evaluator)
    every ``--eval-interval`` steps. Score: (return - random) / (reference - random), from
    Monte-Carlo returns of uniform random actions and of the noise-free reference.
 
@@ -52,8 +52,8 @@ from stable_baselines3.common.logger import configure
 
 from causalrl.core.registry import AGENTS
 from causalrl.core.stats import stratified_bootstrap_ci
-from causalrl.experiment.evaluation import make_evaluator
-from causalrl.experiment.plugins import load_plugins
+from causalrl.experiment.config.plugins import load_plugins
+from causalrl.experiment.run.evaluation import make_evaluator
 
 AGENT_KWARGS = {
     # initial temperature 0.05 as in the rlif-factored preset (the spec's 1.0 keeps the policy near
@@ -75,7 +75,7 @@ def mean_return(policy, episodes: int, seed: int) -> float:
 def train_expert(steps: int, output_dir: str, name: str) -> Path:
     """SAC through the runner with the expert-pendulum preset, stopped after ``steps``."""
     from causalrl.experiment.config import load_experiment
-    from causalrl.experiment.runner import run
+    from causalrl.experiment.run.runner import run
 
     config = load_experiment("expert-pendulum", [f"total_steps={steps}", "progress_bar=false", f"experiment={name}",
                                                  f"output_dir={output_dir}"])[0]

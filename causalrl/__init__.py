@@ -6,11 +6,13 @@ One import namespace, in layers (imports point down only; docs/architecture.md):
   structure types and metrics, shared protocols, registries);
 - ``causalrl.envs`` and ``causalrl.agents``: worlds with known causal structure and the
   learners; they use the kernel and never each other;
-- ``causalrl.experiment``: configs, the runner, sweeps, tuning, reports and plots;
-- ``causalrl.cli``: the ``causalrl`` command.
+- ``causalrl.experiment``: rooms for configs, runs, batches (sweeps, tuning, benchmark suites)
+  and analysis (reports, leaderboards), plus figures;
+- ``causalrl.api``: the Python API (one function per command);
+- ``causalrl.cli``: the ``causalrl`` command, a thin shell over the API.
 
 The Python API mirrors the commands: ``causalrl.run``, ``causalrl.sweep``, ``causalrl.tune``,
-``causalrl.report`` and ``causalrl.graph`` (``causalrl.experiment.api``). They are imported on
+``causalrl.report`` and ``causalrl.graph`` (``causalrl.api``). They are imported on
 first use, so ``import causalrl`` stays light (no torch).
 """
 
@@ -22,9 +24,9 @@ __all__ = ["__version__", *_API]
 
 def __getattr__(name: str):
     if name in _API:
-        from causalrl.experiment import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module("causalrl.api"), name)
     raise AttributeError(f"module 'causalrl' has no attribute {name!r}")
 
 

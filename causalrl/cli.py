@@ -33,8 +33,8 @@ def _summary_line(result) -> str:
 
 def _command_run(args) -> int:
     from causalrl.experiment.config import load_experiment
-    from causalrl.experiment.plots import plot_bandit_runs
-    from causalrl.experiment.runner import resume, run
+    from causalrl.experiment.figures.curves import plot_bandit_runs
+    from causalrl.experiment.run.runner import resume, run
 
     if args.resume is not None:
         if args.config is not None or args.overrides:
@@ -66,8 +66,8 @@ def _command_list(args) -> int:
     import gymnasium as gym
 
     from causalrl.core.registry import AGENTS, first_line
-    from causalrl.experiment.config import _read_source, preset_names
-    from causalrl.experiment.plugins import (
+    from causalrl.experiment.config import preset_names, read_source
+    from causalrl.experiment.config.plugins import (
         import_object,
         load_plugins,
         registered_env_ids,
@@ -84,12 +84,12 @@ def _command_list(args) -> int:
         print(f"  {name:<36} {AGENTS.summary(name)}")
     print("presets:")
     for name in preset_names():
-        print(f"  {name:<36} {first_line(str(_read_source(name)[0].get('description', '')))}")
+        print(f"  {name:<36} {first_line(str(read_source(name)[0].get('description', '')))}")
     return 0
 
 
 def _command_sweep(args) -> int:
-    from causalrl.experiment.sweep import load_sweep, run_sweep
+    from causalrl.experiment.batch.sweep import load_sweep, run_sweep
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers: must be >= 1, got {args.workers}")
@@ -106,7 +106,7 @@ def _command_sweep(args) -> int:
 
 
 def _command_tune(args) -> int:
-    from causalrl.experiment.tune import load_tune, run_tune
+    from causalrl.experiment.batch.tune import load_tune, run_tune
 
     spec = load_tune(args.file, output_dir=args.output_dir)
     outcome = run_tune(spec, n_trials=args.n_trials, storage=args.storage, study_name=args.study_name,
@@ -116,7 +116,7 @@ def _command_tune(args) -> int:
 
 
 def _command_report(args) -> int:
-    from causalrl.experiment.report import write_report
+    from causalrl.experiment.analysis.report import write_report
 
     report = write_report(args.dirs, out=args.out, reps=args.reps, progress=not args.no_progress)
     print(report.text)
@@ -125,7 +125,7 @@ def _command_report(args) -> int:
 
 
 def _command_graph(args) -> int:
-    from causalrl.experiment.graphs import redraw_graph
+    from causalrl.experiment.figures.graphs import redraw_graph
 
     for path in redraw_graph(args.run_dir, checkpoint=args.checkpoint, out=args.out, dot=args.dot):
         print(path)
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         print("causalrl: interrupted", file=sys.stderr)
         return 130
     except ArithmeticError as error:
-        from causalrl.experiment.checkpoints import (
+        from causalrl.experiment.run.checkpoints import (
             NonFiniteError,  # a run that diverged: the guard's one line, exit 1
         )
 

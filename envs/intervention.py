@@ -274,7 +274,7 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def evaluation_env(self) -> gym.Env:
         """The wrapped env without the expert, for evaluating the learner alone
-        (``causalrl.experiment.evaluation``). It is this wrapper's own inner env: evaluate on a
+        (``causalrl.experiment.run.evaluation``). It is this wrapper's own inner env: evaluate on a
         wrapper built for evaluation, not on the one a learner trains in."""
         return self.env
 
@@ -400,7 +400,7 @@ class FactoredLQRIntervention(gym.Env):
 
     def evaluation_env(self) -> gym.Env:
         """A fresh FactoredLQR of the same instance without the expert: the learner alone
-        (``causalrl.experiment.evaluation``)."""
+        (``causalrl.experiment.run.evaluation``)."""
         from causalrl.envs.factored import FactoredLQR
 
         return FactoredLQR(**self._world_kwargs)

@@ -19,7 +19,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 import causalrl.envs  # noqa: F401  registers the causalrl/ gym ids
 from causalrl.agents import CIP
 from causalrl.core.metrics import structure_metrics
-from causalrl.experiment.graphs import draw_structure
+from causalrl.experiment.figures.graphs import draw_structure
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--fast", action="store_true", help="a short run (the test suite's mode)")

@@ -16,7 +16,7 @@ import causalrl
 import causalrl.envs  # noqa: F401  registers the causalrl/ gym ids
 from causalrl.agents import CSLUCB
 from causalrl.core.metrics import structure_metrics
-from causalrl.experiment.graphs import draw_structure, to_dot, to_networkx
+from causalrl.experiment.figures.graphs import draw_structure, to_dot, to_networkx
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--fast", action="store_true", help="a short run (the test suite's mode)")

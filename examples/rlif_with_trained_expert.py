@@ -22,7 +22,7 @@ from causalrl.agents import RLIF
 from causalrl.envs.experts import PolicyExpert
 from causalrl.envs.intervention import InterventionWrapper
 from causalrl.experiment.config import load_experiment
-from causalrl.experiment.runner import run
+from causalrl.experiment.run.runner import run
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--fast", action="store_true", help="a short run (the test suite's mode)")

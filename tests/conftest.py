@@ -11,6 +11,6 @@ def in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
-from causalrl.experiment.plugins import load_plugins  # noqa: E402
+from causalrl.experiment.config.plugins import load_plugins  # noqa: E402
 
 load_plugins()  # register the causalrl/ envs and the agents, as the runner does

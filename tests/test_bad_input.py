@@ -14,7 +14,7 @@ import yaml
 
 from causalrl.cli import main
 from causalrl.experiment.config import load_experiment
-from causalrl.experiment.runner import run
+from causalrl.experiment.run.runner import run
 
 BANDIT = ["env.n_nodes=4", "total_steps=60", "log_interval=20", "agents=ucb"]
 FACTORED = {"env": {"id": "causalrl/FactoredLQR-v0"}, "total_steps": 10}
@@ -25,7 +25,7 @@ TUNE = {"name": "t", "base": SWEEP["base"], "search": {"agent.exploration": {"lo
 
 def _with_checkpoint(root: Path) -> Path:
     """An unfinished run with a real checkpoint (made by stopping a run from a callback)."""
-    from causalrl.experiment.checkpoints import CheckpointCallback
+    from causalrl.experiment.run.checkpoints import CheckpointCallback
 
     original = CheckpointCallback._on_rollout_start
 

@@ -29,7 +29,7 @@ from causalrl.core.metrics import structure_metrics
 from causalrl.core.registry import AGENTS
 from causalrl.core.rollout import episode_returns
 from causalrl.experiment.config import AgentConfig, EnvConfig, RunConfig
-from causalrl.experiment.runner import run
+from causalrl.experiment.run.runner import run
 
 SMALL = dict(policy_kwargs={"net_arch": [32, 32]}, batch_size=64, learning_starts=100, buffer_size=10_000,
              stability_resamples=4)

@@ -213,7 +213,7 @@ def test_horizon_comes_from_the_env_or_the_argument():
 def test_diagnostics_reach_progress_csv_and_are_deterministic(tmp_path):
     from stable_baselines3.common.logger import configure
 
-    from causalrl.experiment.callbacks import MetricsCallback
+    from causalrl.experiment.run.callbacks import MetricsCallback
 
     contents = []
     for attempt in range(2):

@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from causalrl.experiment.plugins import registered_env_ids
+from causalrl.experiment.config.plugins import registered_env_ids
 
 
 @pytest.mark.parametrize("env_id", registered_env_ids())

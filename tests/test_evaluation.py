@@ -11,8 +11,8 @@ import causalrl.envs  # noqa: F401  (registers the worlds)
 from causalrl.core.rollout import episode_returns
 from causalrl.envs.factored import FactoredLQR
 from causalrl.experiment.config import load_experiment
-from causalrl.experiment.evaluation import EVAL_SEED, evaluation_env
-from causalrl.experiment.runner import run
+from causalrl.experiment.run.evaluation import EVAL_SEED, evaluation_env
+from causalrl.experiment.run.runner import run
 
 WORLD = {"n_distractor_states": 2, "horizon": 20}
 

@@ -243,9 +243,9 @@ def test_fuzz_report(root, files, out, reps):
 @pytest.fixture(scope="module")
 def stopped(root):
     """An unfinished run directory with a real checkpoint (stopped after its first one)."""
-    from causalrl.experiment.checkpoints import CheckpointCallback
     from causalrl.experiment.config import validate
-    from causalrl.experiment.runner import run
+    from causalrl.experiment.run.checkpoints import CheckpointCallback
+    from causalrl.experiment.run.runner import run
 
     original = CheckpointCallback._on_rollout_start
 

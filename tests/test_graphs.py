@@ -13,10 +13,10 @@ import pytest
 import causalrl.envs  # noqa: F401  (registers the causalrl/ ids)
 from causalrl.cli import main
 from causalrl.core.metrics import edge_classes, structure_metrics
+from causalrl.experiment.analysis.report import write_report
 from causalrl.experiment.config import AgentConfig, EnvConfig, RunConfig
-from causalrl.experiment.graphs import draw_structure, read_history, to_dot, to_networkx
-from causalrl.experiment.report import write_report
-from causalrl.experiment.runner import run
+from causalrl.experiment.figures.graphs import draw_structure, read_history, to_dot, to_networkx
+from causalrl.experiment.run.runner import run
 
 # a 4-node truth: 0 -> 1 -> 3, 0 -> 2 -> 3
 TRUE = np.zeros((4, 4), dtype=bool)

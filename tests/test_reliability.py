@@ -28,10 +28,10 @@ import pytest
 import yaml
 
 from causalrl.cli import main
-from causalrl.experiment.checkpoints import CheckpointCallback
 from causalrl.experiment.config import MAX_CONFIG_BYTES, load_experiment
-from causalrl.experiment.rundir import lock_directory, make_run_dir
-from causalrl.experiment.runner import run
+from causalrl.experiment.run.checkpoints import CheckpointCallback
+from causalrl.experiment.run.rundir import lock_directory, make_run_dir
+from causalrl.experiment.run.runner import run
 
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 BANDIT = {"progress_bar": False, "total_steps": 1200, "log_interval": 100, "checkpoint_interval": 200,
@@ -94,7 +94,7 @@ _RACER = """
 import sys, time
 from pathlib import Path
 from causalrl.cli import main
-import causalrl.experiment.runner  # the slow imports happen before the start signal
+import causalrl.experiment.run.runner  # the slow imports happen before the start signal
 print("ready", flush=True)
 go = Path(sys.argv[1])
 while not go.exists():
@@ -217,7 +217,7 @@ def test_a_sweep_grid_value_of_the_wrong_type_is_refused_before_any_trial(in_tmp
 
 # --- malformed actions in every registered world ---------------------------------------------------
 def _env_ids():
-    from causalrl.experiment.plugins import load_plugins, registered_env_ids
+    from causalrl.experiment.config.plugins import load_plugins, registered_env_ids
 
     load_plugins()
     return registered_env_ids()

@@ -19,7 +19,7 @@ from causalrl.core.stats import (
     probability_of_improvement,
     stratified_bootstrap_ci,
 )
-from causalrl.experiment.report import write_report
+from causalrl.experiment.analysis.report import write_report
 
 
 def test_iqm_is_the_mean_of_the_middle_half():

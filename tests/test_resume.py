@@ -26,10 +26,10 @@ import torch
 import yaml
 
 from causalrl.cli import main
+from causalrl.experiment.analysis.report import find_runs
 from causalrl.experiment.config import load_experiment
-from causalrl.experiment.report import find_runs
-from causalrl.experiment.rundir import is_complete
-from causalrl.experiment.runner import run
+from causalrl.experiment.run.rundir import is_complete
+from causalrl.experiment.run.runner import run
 
 BANDIT = {"total_steps": 800, "log_interval": 50, "checkpoint_interval": 100,
           "env": {"id": "causalrl/LinearSEMBandit-v0", "n_nodes": 6, "instance_seed": 0, "horizon": 800}}
@@ -260,8 +260,8 @@ def test_nan_observation_is_named(in_tmp, monkeypatch, capsys):
     assert "non-finite observation" in error and "at step 130;" in error and "(resume from step 100)" in error, error
 
     # report and sweep see a failed run, never a finished one
-    from causalrl.experiment.report import find_runs
-    from causalrl.experiment.rundir import is_complete
+    from causalrl.experiment.analysis.report import find_runs
+    from causalrl.experiment.run.rundir import is_complete
 
     (record,) = find_runs([in_tmp / "runs"])
     assert record.status == "failed" and "non-finite observation" in record.error and not is_complete(record.path)

@@ -17,7 +17,7 @@ from causalrl.core.protocols import Expert
 from causalrl.envs.experts import LQRExpert, PolicyExpert, evaluate_expert
 from causalrl.envs.factored import FactoredLQR
 from causalrl.envs.intervention import InterventionWrapper
-from causalrl.experiment.callbacks import MetricsCallback
+from causalrl.experiment.run.callbacks import MetricsCallback
 
 SMALL_RLIF = {"learning_starts": 20, "batch_size": 32, "n_critics": 4, "policy_kwargs": {"net_arch": [32, 32]}}
 SMALL_BC = {"round_steps": 50, "gradient_steps": 20, "batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}}
@@ -328,7 +328,7 @@ def test_dagger_beta_schedules():
 
 def test_runner_logs_intervention_rate(in_tmp):
     from causalrl.experiment.config import validate
-    from causalrl.experiment.runner import run
+    from causalrl.experiment.run.runner import run
 
     agents = [{"name": "rlif", "learning_starts": 20, "batch_size": 16, "n_critics": 2,
                "policy_kwargs": {"net_arch": [16]}},
@@ -349,7 +349,7 @@ def test_rlif_learns_past_the_weak_expert_from_its_takeovers_alone():
     (pilot on this seed: 0.99 at 4k steps), and the intervention rate falls (pilot: 0.66 in the
     first 1k steps, 0.24 in the fourth)."""
     from causalrl.envs.experts import LQR_EXPERT_SCORES
-    from causalrl.experiment.evaluation import EVAL_SEED
+    from causalrl.experiment.run.evaluation import EVAL_SEED
 
     env = gym.make("causalrl/FactoredLQRIntervention-v0", expert_level="weak", delta=3.0, takeover_steps=4)
     wrapper = env.unwrapped.wrapped
@@ -562,8 +562,8 @@ def test_config_path_builds_the_same_wrapper_as_the_python_api(pendulum_experts,
     from stable_baselines3 import SAC
 
     from causalrl.experiment.config import validate
-    from causalrl.experiment.evaluation import evaluation_env
-    from causalrl.experiment.runner import build_env
+    from causalrl.experiment.run.evaluation import evaluation_env
+    from causalrl.experiment.run.runner import build_env
 
     block = {"expert": str(pendulum_experts["acting"].parent), "reference": str(tmp_path / "jud*" / "model.zip"),
              "noise": 0.3, "strategy": "value", "delta": 0.05, "takeover_steps": 3}
@@ -615,7 +615,7 @@ def test_config_intervention_errors_name_the_field(block, field, pendulum_expert
 
 def test_runner_trains_rlif_on_a_config_built_intervention(pendulum_experts, in_tmp):
     from causalrl.experiment.config import validate
-    from causalrl.experiment.runner import run
+    from causalrl.experiment.run.runner import run
 
     raw = {"env": {"id": "Pendulum-v1", "intervention": {"expert": str(pendulum_experts["acting"]), "delta": "auto",
                                                           "calibration_steps": 20}},

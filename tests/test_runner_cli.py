@@ -8,7 +8,7 @@ import yaml
 
 from causalrl.cli import main
 from causalrl.experiment.config import ConfigError, load_experiment
-from causalrl.experiment.runner import run
+from causalrl.experiment.run.runner import run
 
 
 def _run_dirs(root: Path):
@@ -132,17 +132,17 @@ def test_config_error_type():
 
 
 def test_every_shipped_run_preset_validates():
-    from causalrl.experiment.config import _read_source, preset_names
+    from causalrl.experiment.config import preset_names, read_source
 
-    run_presets = [name for name in preset_names() if "base" not in _read_source(name)[0]]
+    run_presets = [name for name in preset_names() if "base" not in read_source(name)[0]]
     assert {"default", "csl-ucb-paper", "csl-ucb-nonstationary", "cip-factored"} <= set(run_presets)
     for name in run_presets:
         assert load_experiment(name), name
 
 
 def test_every_shipped_sweep_preset_expands_into_valid_trials():
+    from causalrl.experiment.batch.sweep import load_sweep
     from causalrl.experiment.config import preset_names
-    from causalrl.experiment.sweep import load_sweep
 
     sweeps = [name for name in preset_names() if name.startswith("sweep-")]
     assert {"sweep-cip-gym", "sweep-cip-gym-delay1", "sweep-cip-invpend-10k", "sweep-csl-ucb-paper"} <= set(sweeps)

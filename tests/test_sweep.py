@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from causalrl.cli import main
+from causalrl.experiment.batch.sweep import load_sweep, run_sweep
 from causalrl.experiment.config import ConfigError
-from causalrl.experiment.rundir import is_complete
-from causalrl.experiment.sweep import load_sweep, run_sweep
+from causalrl.experiment.run.rundir import is_complete
 
 BASE = {
     "experiment": "test-sweep",

@@ -14,8 +14,8 @@ import yaml
 
 optuna = pytest.importorskip("optuna")
 
+from causalrl.experiment.batch.tune import _open_study, load_tune, run_tune  # noqa: E402
 from causalrl.experiment.config import ConfigError  # noqa: E402
-from causalrl.experiment.tune import _open_study, load_tune, run_tune  # noqa: E402
 
 BASE = {
     "experiment": "test-tune",

@@ -3,7 +3,7 @@
 Environments use gymnasium's own registry under the ``causalrl/`` namespace; agents use
 :class:`Registry`. Names are lower-case with dashes (``ucb``, ``linsem-ts-oracle``). Loading the
 modules that register (the project's own and users' plugins) is the experiment layer's job
-(``causalrl.experiment.plugins``); the kernel never imports worlds or learners.
+(``causalrl.experiment.config.plugins``); the kernel never imports worlds or learners.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from causalrl.experiment.config import RunConfig, _apply_overrides, load_experiment, validate
+from causalrl.experiment.config import RunConfig, configs_from, load_experiment
 
 __all__ = ["Result", "Results", "run", "sweep", "tune", "report", "graph", "configs"]
 
@@ -75,10 +75,10 @@ def configs(config_or_preset=None, *overrides: str, **keyword_overrides) -> list
         config_or_preset = [config_or_preset]
     if isinstance(config_or_preset, (list, tuple)) and all(isinstance(c, RunConfig) for c in config_or_preset):
         if texts:
-            return [c for each in config_or_preset for c in validate(_apply_overrides(each.to_dict(), texts))]
+            return [c for each in config_or_preset for c in configs_from(each.to_dict(), texts)]
         return list(config_or_preset)
     if isinstance(config_or_preset, dict):
-        return validate(_apply_overrides(config_or_preset, texts))
+        return configs_from(config_or_preset, texts)
     return load_experiment(config_or_preset, texts)
 
 
@@ -95,7 +95,7 @@ def run(config_or_preset=None, *overrides: str, progress: bool = False, verbose:
         verbose: print every logged row.
         keyword_overrides: ``key=value`` with ``__`` for the dot, e.g. ``seed=3, env__n_nodes=8``.
     """
-    from causalrl.experiment.runner import run as run_one
+    from causalrl.experiment.run.runner import run as run_one
 
     results = Results()
     for config in configs(config_or_preset, *overrides, **keyword_overrides):
@@ -110,8 +110,8 @@ def run(config_or_preset=None, *overrides: str, progress: bool = False, verbose:
 def sweep(file_or_preset, workers: int | None = None, backend: str = "local", progress: bool = False,
           output_dir: str | Path | None = None, **options):
     """Run a sweep (``causalrl sweep``); returns the outcome (``.directory``, ``.records``,
-    ``.failed``). ``options`` go to ``causalrl.experiment.sweep.run_sweep`` (storage, address)."""
-    from causalrl.experiment.sweep import load_sweep, run_sweep
+    ``.failed``). ``options`` go to ``causalrl.experiment.batch.sweep.run_sweep`` (storage, address)."""
+    from causalrl.experiment.batch.sweep import load_sweep, run_sweep
 
     return run_sweep(load_sweep(file_or_preset, output_dir=output_dir), workers=workers, backend=backend,
                      progress=progress, **options)
@@ -121,7 +121,7 @@ def tune(file_or_preset, n_trials: int | None = None, evaluate: bool = True, pro
          output_dir: str | Path | None = None, **options):
     """Run a hyperparameter search (``causalrl tune``); returns the outcome (``.best_params``,
     ``.best_value``, ``.held_out``). ``options`` go to ``run_tune`` (storage, study_name)."""
-    from causalrl.experiment.tune import load_tune, run_tune
+    from causalrl.experiment.batch.tune import load_tune, run_tune
 
     return run_tune(load_tune(file_or_preset, output_dir=output_dir), n_trials=n_trials, evaluate=evaluate,
                     progress=progress, **options)
@@ -131,7 +131,7 @@ def report(*dirs, out: str | Path | None = None, reps: int = 2000, progress: boo
     """Aggregate run or sweep directories (``causalrl report``); returns the Report (``.markdown``,
     ``.csv``, ``.plots``, ``.table``: the rows of final_metrics.csv). ``dirs`` may be paths, lists
     of paths, Results or Result objects."""
-    from causalrl.experiment.report import write_report
+    from causalrl.experiment.analysis.report import write_report
 
     folders = []
     for item in dirs:
@@ -144,6 +144,6 @@ def report(*dirs, out: str | Path | None = None, reps: int = 2000, progress: boo
 
 def graph(run_dir, checkpoint: int | str | None = None, out: str | Path | None = None, dot: bool = False) -> list[Path]:
     """Redraw a run's learned graph over the true one (``causalrl graph``); returns the files."""
-    from causalrl.experiment.graphs import redraw_graph
+    from causalrl.experiment.figures.graphs import redraw_graph
 
     return redraw_graph(run_dir.run_dir if isinstance(run_dir, Result) else run_dir, checkpoint, out, dot)

@@ -31,10 +31,10 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from causalrl.core.safe_pickle import UnsafePickleError, safe_load
-from causalrl.experiment.rundir import fsync_directory, fsync_tree, write_json_atomic
+from causalrl.experiment.run.rundir import fsync_directory, fsync_tree, write_json_atomic
 
 if TYPE_CHECKING:
-    from causalrl.experiment.callbacks import MetricsCallback
+    from causalrl.experiment.run.callbacks import MetricsCallback
 
 __all__ = ["CheckpointCallback", "NonFiniteError", "save_checkpoint", "load_checkpoint", "restore_run_state",
            "latest_checkpoint", "first_nonfinite", "env_layers", "check_checkpoint", "read_checkpoint_info"]

@@ -540,7 +540,7 @@ def _plot_profiles(env: str, tasks_by_metric: dict[str, dict[str, list[np.ndarra
 
 def _graph_rows(groups: list[Group], limit: int = 4) -> list[tuple[str, list[tuple[str, dict]]]]:
     """(agent, [(seed label, final structure snapshot)]) of the groups whose runs kept graphs."""
-    from causalrl.experiment.graphs import HISTORY_FILE, read_history
+    from causalrl.experiment.figures.graphs import HISTORY_FILE, read_history
 
     rows = []
     for group in groups:
@@ -643,7 +643,7 @@ def write_report(dirs: list[str | Path], out: str | Path | None = None, reps: in
     _write_csv(out / "probability_of_improvement.csv",
                ["env", "metric", "x", "y", "p_x_better", "ci_low", "ci_high", "runs_x", "runs_y"], improvement)
 
-    from causalrl.experiment.graphs import plot_graph_grid
+    from causalrl.experiment.figures.graphs import plot_graph_grid
 
     plots, env_plots = [], {}
     for env, rows in per_env.items():

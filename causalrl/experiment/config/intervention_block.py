@@ -12,7 +12,7 @@ block of ``env`` names saved SB3 models that act and judge, and the runner wraps
         delta: auto
         takeover_steps: 4
 
-It builds exactly ``InterventionWrapper(gym.make(id), PolicyExpert(load(expert), noise=...,
+The runner (``causalrl.experiment.run.intervention_env``) builds exactly ``InterventionWrapper(gym.make(id), PolicyExpert(load(expert), noise=...,
 reference=load(reference)), strategy=..., ...)``. Errors are one-line ``ValueError`` naming the
 field; the config layer raises them as its ``ConfigError``. Model paths are a ``.zip`` file, a run
 directory holding ``model.zip``, or a glob pattern (the newest match wins); validation resolves
@@ -28,32 +28,38 @@ import glob
 import math
 from pathlib import Path
 
-__all__ = ["INTERVENTION_KEYS", "validate_intervention", "wrap_intervention", "resolve_model_path"]
+from causalrl.envs.intervention import STRATEGIES, THRESHOLD_FORMS
+from causalrl.experiment.config.plugins import PluginError, resolve_agent
 
-#: keys of the ``env.intervention`` block and what they mean
+__all__ = ["INTERVENTION_KEYS", "WRAPPER_KEYS", "EXPERT_KEYS", "validate_intervention", "resolve_model_path"]
+
+#: keys of the ``env.intervention`` block and what they mean; the defaults are those of
+#: ``InterventionWrapper`` and ``PolicyExpert`` (docs/rlif.md), written only there
 INTERVENTION_KEYS = {
     "expert": "saved model that acts when the expert takes over (.zip, run directory or glob)",
-    "reference": "saved model that judges: pi_ref and Q^{pi_ref} (default: expert)",
+    "reference": "saved model that judges: pi_ref and Q^{pi_ref} (absent: expert judges)",
     "algorithm": "agent name of expert's class (default sac)",
     "reference_algorithm": "agent name of reference's class (default: algorithm)",
-    "noise": "std of the acting expert's Gaussian action noise in [-1, 1]-scaled units (default 0)",
-    "aggregate": "min (default) or mean over the judge's Q heads",
-    "strategy": "value (default), random, distance or none",
-    "threshold_form": "additive (default), relative or relative-raw",
+    "noise": "std of the acting expert's Gaussian action noise in [-1, 1]-scaled units",
+    "aggregate": "min or mean over the judge's Q heads",
+    "strategy": "value, random, distance or none",
+    "threshold_form": "additive, relative or relative-raw",
     "delta": "delta of the additive value test in Q units, or auto (calibrated)",
-    "delta_quantile": "quantile of the auto calibration (default 0.5)",
-    "calibration_steps": "states the reference visits for delta: auto (default 200)",
-    "alpha": "alpha of the relative forms (default 0.97)",
-    "beta": "takeover probability after a bad action (default 0.95)",
-    "takeover_steps": "k, steps the expert keeps control (default 4; random: 1)",
-    "rate": "per-step takeover probability of random (default 0.5)",
-    "compare_to": "reference (default: pi_ref's action) or expert (the acting expert's action)",
-    "sample_reference": "sample pi_ref's action in the value test (default true) or take its mode",
-    "distance_threshold": "L1 threshold of distance (default 1.0)",
-    "hand_back": "run the learner's first action after a takeover unchecked (default true)",
+    "delta_quantile": "quantile of the auto calibration",
+    "calibration_steps": "states the reference visits to calibrate delta: auto",
+    "alpha": "alpha of the relative forms",
+    "beta": "takeover probability after a bad action",
+    "takeover_steps": "k, steps the expert keeps control",
+    "rate": "per-step takeover probability of random",
+    "compare_to": "reference or expert (the acting expert's action)",
+    "sample_reference": "sample pi_ref's action in the value test or take its mode",
+    "distance_threshold": "L1 threshold of distance",
+    "hand_back": "run the learner's first action after a takeover unchecked",
 }
-_WRAPPER_KEYS = ("strategy", "threshold_form", "delta", "delta_quantile", "calibration_steps", "alpha", "beta",
-                 "takeover_steps", "rate", "sample_reference", "distance_threshold", "hand_back")
+WRAPPER_KEYS = ("strategy", "threshold_form", "delta", "delta_quantile", "calibration_steps", "alpha", "beta",
+                "takeover_steps", "rate", "sample_reference", "distance_threshold", "hand_back")
+#: keys passed to PolicyExpert as they are
+EXPERT_KEYS = ("noise", "aggregate")
 
 
 def resolve_model_path(value, field: str) -> str:
@@ -84,9 +90,6 @@ def _number(block: dict, key: str, low: float | None = None, high: float | None 
 def validate_intervention(block) -> dict:
     """The checked ``env.intervention`` block with model paths resolved; a one-line
     :class:`ValueError` naming the field otherwise. Loads nothing."""
-    from causalrl.envs.intervention import STRATEGIES, THRESHOLD_FORMS
-    from causalrl.experiment.plugins import PluginError, resolve_agent
-
     if not isinstance(block, dict):
         raise ValueError("env.intervention: must be a mapping with at least `expert: <model.zip>`")
     for key in block:
@@ -129,30 +132,3 @@ def validate_intervention(block) -> dict:
             raise ValueError(f"env.intervention.delta: a number >= 0 (Q units) or auto, got {block['delta']!r}")
         _number(block, "delta", 0, None)
     return block
-
-
-def wrap_intervention(env, block: dict):
-    """``InterventionWrapper(env, PolicyExpert(...), ...)`` from a validated block."""
-    from causalrl.envs.experts import PolicyExpert
-    from causalrl.envs.intervention import InterventionWrapper
-    from causalrl.experiment.plugins import resolve_agent
-
-    block = validate_intervention(block)
-    algorithm = block.get("algorithm", "sac")
-    acting = resolve_agent(algorithm).load(block["expert"], device="cpu")
-    judge = None
-    if block.get("reference") is not None:
-        judge = resolve_agent(block.get("reference_algorithm", algorithm)).load(block["reference"], device="cpu")
-    for name, model in (("expert", acting), ("reference", judge)):
-        if model is not None and (model.observation_space.shape != env.observation_space.shape
-                                  or model.action_space.shape != env.action_space.shape):
-            raise ValueError(f"env.intervention.{name}: {block[name]} was trained on other observation/action shapes "
-                              f"({model.observation_space.shape}, {model.action_space.shape}) than this env's "
-                              f"({env.observation_space.shape}, {env.action_space.shape})")
-    try:
-        expert = PolicyExpert(acting, noise=float(block.get("noise", 0.0)), aggregate=block.get("aggregate", "min"),
-                              reference=judge)
-        kwargs = {key: block[key] for key in _WRAPPER_KEYS if key in block}
-        return InterventionWrapper(env, expert, reference=block.get("compare_to", "reference"), **kwargs)
-    except ValueError as error:
-        raise ValueError(f"env.intervention: {error}") from None

@@ -1,5 +1,5 @@
 """The callbacks every run uses (bandit and RL agents alike): ``MetricsCallback``, the one
-logging callback, and ``causalrl.experiment.checkpoints.CheckpointCallback`` (resumable
+logging callback, and ``causalrl.experiment.run.checkpoints.CheckpointCallback`` (resumable
 checkpoints and the NaN/inf guard).
 
 It reads SB3's callback locals (``infos``, ``rewards``, ``dones``) after each env step and every
@@ -23,7 +23,7 @@ It reads SB3's callback locals (``infos``, ``rewards``, ``dones``) after each en
     eval/deterministic_*          with an ``evaluate`` function (the runner's ``eval_interval``):
                                   return and normalised score of the deterministic policy alone,
                                   every ``eval_interval`` steps and on the run's last row
-                                  (``causalrl.experiment.evaluation``)
+                                  (``causalrl.experiment.run.evaluation``)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from causalrl.core.metrics import OPTIMAL_TOLERANCE, structure_metrics
-from causalrl.experiment.graphs import HISTORY_FILE, read_history, snapshot, write_graph
+from causalrl.experiment.figures.graphs import HISTORY_FILE, read_history, snapshot, write_graph
 
 __all__ = ["MetricsCallback", "StructureHistory"]
 
@@ -51,7 +51,7 @@ class MetricsCallback(BaseCallback):
             None; used to score ``agent.learned_structure``.
         window: rounds in the optimal-action-rate window (100, as in the CSL-UCB paper).
         evaluate: ``evaluate(model) -> row`` merged into the rows at every ``eval_interval``
-            steps and the run's last row (``causalrl.experiment.evaluation.make_evaluator``); None: none.
+            steps and the run's last row (``causalrl.experiment.run.evaluation.make_evaluator``); None: none.
         eval_interval: steps between evaluations, a multiple of ``log_interval``.
     """
 

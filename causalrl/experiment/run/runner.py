@@ -36,8 +36,16 @@ from stable_baselines3.common.logger import (
 )
 from stable_baselines3.common.utils import set_random_seed
 
-from causalrl.experiment.callbacks import MetricsCallback
-from causalrl.experiment.checkpoints import (
+from causalrl.experiment.config import ConfigError, RunConfig, fingerprint, load_experiment, to_yaml
+from causalrl.experiment.config.plugins import (
+    import_object,
+    is_import_path,
+    load_plugins,
+    resolve_agent,
+)
+from causalrl.experiment.figures.curves import plot_bandit_runs
+from causalrl.experiment.run.callbacks import MetricsCallback
+from causalrl.experiment.run.checkpoints import (
     CheckpointCallback,
     NonFiniteError,
     check_checkpoint,
@@ -45,16 +53,8 @@ from causalrl.experiment.checkpoints import (
     load_checkpoint,
     restore_run_state,
 )
-from causalrl.experiment.config import ConfigError, RunConfig, fingerprint, load_experiment, to_yaml
-from causalrl.experiment.evaluation import make_evaluator
-from causalrl.experiment.plots import plot_bandit_runs
-from causalrl.experiment.plugins import (
-    import_object,
-    is_import_path,
-    load_plugins,
-    resolve_agent,
-)
-from causalrl.experiment.rundir import (
+from causalrl.experiment.run.evaluation import make_evaluator
+from causalrl.experiment.run.rundir import (
     fsync_tree,
     is_complete,
     lock_directory,
@@ -133,7 +133,7 @@ def _logger(run_dir: Path, verbose: bool) -> Logger:
 def build_env(config: RunConfig):
     """The config's env: ``gym.make(id, **kwargs)``, or ``Class(**kwargs)`` for ``module:Class``;
     wrapped in an InterventionWrapper when the env has an ``intervention`` block
-    (``causalrl.experiment.intervention``)."""
+    (``causalrl.experiment.config.intervention_block``)."""
     load_plugins()
     kwargs = dict(config.env.kwargs)
     intervention = kwargs.pop("intervention", None)
@@ -147,7 +147,7 @@ def build_env(config: RunConfig):
     except _CONSTRUCTION_ERRORS as error:  # an argument the world's own checks missed: still one line
         raise ConfigError(f"env ({config.env.id}): {_one_line(error)}") from error
     if intervention is not None:
-        from causalrl.experiment.intervention import wrap_intervention
+        from causalrl.experiment.run.intervention_env import wrap_intervention
 
         try:
             env = wrap_intervention(env, intervention)
@@ -324,11 +324,11 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     _keep_rows(run_dir / "progress.csv", 0 if state is None else state["rows"])
     logger = _logger(run_dir, verbose)
     if config.wandb is not None:
-        from causalrl.experiment.tracking import WandbOutputFormat
+        from causalrl.experiment.run.tracking import WandbOutputFormat
 
         logger.output_formats.append(WandbOutputFormat(run_dir, config.to_dict(), config.wandb))
     if state is None:
-        from causalrl.experiment.tracking import log_config_to_tensorboard
+        from causalrl.experiment.run.tracking import log_config_to_tensorboard
 
         log_config_to_tensorboard(logger, config, to_yaml(config))
     agent.set_logger(logger)
@@ -338,9 +338,9 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
                               eval_interval=config.eval_interval)
     guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint, fingerprint=fingerprint(config))
     callbacks = [metrics, guard]
-    if hasattr(type(agent), "learned_structure"):  # graph.png and structure.jsonl (causalrl.experiment.graphs)
-        from causalrl.experiment.callbacks import StructureHistory
-        from causalrl.experiment.graphs import keep_history_until
+    if hasattr(type(agent), "learned_structure"):  # graph.png and structure.jsonl (causalrl.experiment.figures.graphs)
+        from causalrl.experiment.figures.graphs import keep_history_until
+        from causalrl.experiment.run.callbacks import StructureHistory
 
         keep_history_until(run_dir, -1 if state is None else state["step"])
         callbacks.append(StructureHistory(run_dir, config.checkpoint_every, truth=lambda: _ground_truth(env),

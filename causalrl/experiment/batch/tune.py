@@ -52,14 +52,7 @@ from typing import Any
 
 import yaml
 
-from causalrl.experiment.config import (
-    ConfigError,
-    RunConfig,
-    _apply_overrides,
-    validate,
-)
-from causalrl.experiment.rundir import process_alive, write_json_atomic
-from causalrl.experiment.sweep import (
+from causalrl.experiment.batch.sweep import (
     DEFAULT_SEED_OVERRIDES,
     Progress,
     _format,
@@ -70,6 +63,12 @@ from causalrl.experiment.sweep import (
     run_trial,
     seeded_overrides,
 )
+from causalrl.experiment.config import (
+    ConfigError,
+    RunConfig,
+    configs_from,
+)
+from causalrl.experiment.run.rundir import process_alive, write_json_atomic
 
 __all__ = ["TuneSpec", "TuneOutcome", "load_tune", "run_tune", "TUNE_KEYS"]
 
@@ -120,7 +119,7 @@ class TuneSpec:
         """The one RunConfig for these search overrides and seed (None: the base's own seed)."""
         extra = seeded_overrides(self.seed_templates, seed) if seed is not None else []
         try:
-            configs = validate(_apply_overrides(self.base, self.fixed + list(overrides) + extra))
+            configs = configs_from(self.base, self.fixed + list(overrides) + extra)
         except ConfigError as error:
             raise ConfigError(f"{self.label}: [{' '.join(overrides) or 'default'}]: {error}") from None
         if len(configs) != 1:

@@ -21,7 +21,7 @@ The sweep directory::
       sweep.yaml       the resolved sweep: base mapping, overrides, every trial's name and config
       trials.jsonl     one line per finished attempt: trial, status ok|failed, error, wall time
       trials.csv       the current status of every trial (rewritten after each result)
-      <agent>__<override-slug>__s<seed>/   one run directory per trial (see causalrl.experiment.runner);
+      <agent>__<override-slug>__s<seed>/   one run directory per trial (see causalrl.experiment.run.runner);
                        a failed trial holds error.json (one-line error + traceback) instead of
                        summary.json
 
@@ -55,11 +55,10 @@ import yaml
 from causalrl.experiment.config import (
     ConfigError,
     RunConfig,
-    _apply_overrides,
-    _read_source,
-    validate,
+    configs_from,
+    read_source,
 )
-from causalrl.experiment.rundir import (
+from causalrl.experiment.run.rundir import (
     is_complete,
     lock_directory,
     write_json_atomic,
@@ -94,7 +93,7 @@ def one_line(error: BaseException) -> str:
 
 def config_from_dict(data: dict) -> RunConfig:
     """The RunConfig of a ``RunConfig.to_dict()`` mapping (what config.yaml holds), re-validated."""
-    configs = validate(_apply_overrides(data, []))
+    configs = configs_from(data)
     if len(configs) != 1:
         raise ConfigError("a trial config must name exactly one agent")
     return configs[0]
@@ -117,7 +116,7 @@ def run_trial(config: RunConfig | dict, trial_dir: str | Path) -> dict:
     The record holds ``status`` (ok | failed), ``error``, ``wall_time_s``, ``skipped`` and
     ``final`` (the summary's final metrics).
     """
-    from causalrl.experiment.runner import run
+    from causalrl.experiment.run.runner import run
 
     trial_dir = Path(trial_dir)
     if is_complete(trial_dir):
@@ -245,13 +244,13 @@ def resolve_base(base: Any, relative_to: Path | None, label: str) -> dict:
         raise ConfigError(f"{label}: base must be a preset name, a YAML path or a mapping")
     if relative_to is not None and (relative_to / base).is_file():
         base = str(relative_to / base)
-    raw, _ = _read_source(base)
+    raw, _ = read_source(base)
     return raw
 
 
 def read_spec(source: str | Path, keys: dict[str, str]) -> tuple[dict, str, Path | None]:
     """The raw mapping of a sweep/tune file or preset, its label and its folder (None: preset)."""
-    raw, label = _read_source(source)
+    raw, label = read_source(source)
     for key in raw:
         if key not in keys:
             raise ConfigError(f"{label}: unknown key {key!r}; known keys: {', '.join(sorted(keys))}")
@@ -294,7 +293,7 @@ def load_sweep(source: str | Path, output_dir: str | Path | None = None) -> Swee
     for overrides, slug in zip(sets, slugs):
         for seed in seeds:
             try:
-                configs = validate(_apply_overrides(base, fixed + list(overrides) + seeded_overrides(seed_templates, seed)))
+                configs = configs_from(base, fixed + list(overrides) + seeded_overrides(seed_templates, seed))
             except ConfigError as error:
                 raise ConfigError(f"{label}: trial [{' '.join(overrides) or 'base'}] seed {seed}: {error}") from None
             for config in configs:

@@ -1,0 +1,131 @@
+"""Raw mappings to typed, frozen :class:`~.schema.RunConfig` objects, before anything runs.
+Every problem is a :class:`~.schema.ConfigError` with one line naming the field and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from causalrl.experiment.config.intervention_block import validate_intervention
+from causalrl.experiment.config.plugins import PluginError, resolve_agent, resolve_env_class
+from causalrl.experiment.config.schema import (
+    MAX_SEED,
+    TOP_LEVEL_KEYS,
+    WANDB_KEYS,
+    AgentConfig,
+    ConfigError,
+    EnvConfig,
+    RunConfig,
+    check_name,
+    settings,
+)
+from causalrl.experiment.config.signatures import check_arguments, check_sb3_ranges, check_types
+from causalrl.experiment.config.sources import apply_overrides, read_source
+
+__all__ = ["validate", "configs_from", "load_experiment"]
+
+_WORDS = {int: " an integer", bool: " true or false", str: " a string"}
+
+
+def _typed(raw: dict, key: str):
+    """The value of top-level ``key`` (its schema default when absent), checked by its Setting."""
+    default, setting = settings()[key]
+    value = raw.get(key, default)
+    if value is None and default is None:
+        return None
+    kind = setting.kind
+    wrong_kind = (isinstance(value, bool) or not isinstance(value, int)) if kind is int else not isinstance(value, kind)
+    if wrong_kind:
+        must = setting.must if kind is int and "integer" in setting.must else _WORDS[kind] + setting.must
+        raise ConfigError(f"{key}: must be{must}, got {value!r}")
+    if not setting.allows(value):
+        raise ConfigError(f"{key}: must be{setting.must}, got {value!r}")
+    return value
+
+
+def _wandb_settings(value) -> dict | None:
+    """The ``wandb`` key: None/false (off), true ({"project": "causalrl"}) or a mapping of
+    ``wandb.init`` arguments (:data:`~.schema.WANDB_KEYS`)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {"project": "causalrl"}
+    if not isinstance(value, dict):
+        raise ConfigError(f"wandb: must be true, false or a mapping of {', '.join(WANDB_KEYS)}, got {value!r}")
+    for key in value:
+        if key not in WANDB_KEYS:
+            raise ConfigError(f"wandb.{key}: unknown key; accepted keys: {', '.join(WANDB_KEYS)}")
+    if value.get("mode", "online") not in ("online", "offline", "disabled"):
+        raise ConfigError(f"wandb.mode: must be online, offline or disabled, got {value['mode']!r}")
+    return {"project": "causalrl", **value}
+
+
+def _common_settings(raw: dict) -> dict:
+    """Every scalar top-level key, typed and checked against the schema."""
+    common = {key: _typed(raw, key) for key, (_, setting) in settings().items() if setting.kind is not None}
+    check_name(common["experiment"], "experiment")
+    if common["seed"] > MAX_SEED:
+        raise ConfigError(f"seed: must be >= 0 and <= 2**32 - 1 ({MAX_SEED}), got {common['seed']!r}")
+    if common["eval_interval"] % common["log_interval"]:
+        raise ConfigError(f"eval_interval: must be a multiple of log_interval ({common['log_interval']}), "
+                          f"got {common['eval_interval']}")
+    common["wandb"] = _wandb_settings(raw.get("wandb"))
+    return common
+
+
+def _env_config(raw: dict) -> EnvConfig:
+    env_raw = raw.get("env")
+    if not isinstance(env_raw, dict) or not isinstance(env_raw.get("id"), str):
+        raise ConfigError("env: must be a mapping with an `id` (e.g. causalrl/LinearSEMBandit-v0)")
+    env_kwargs = {k: v for k, v in env_raw.items() if k != "id"}
+    try:
+        env_cls = resolve_env_class(env_raw["id"])
+        if "intervention" in env_kwargs:  # an expert around any env (docs/rlif.md)
+            env_kwargs["intervention"] = validate_intervention(env_kwargs["intervention"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    constructor_kwargs = {k: v for k, v in env_kwargs.items() if k != "intervention"}
+    if env_cls is not None:
+        check_arguments(env_cls, constructor_kwargs, "env", reserved={"render_mode"})
+        check_types(env_cls, constructor_kwargs, "env")
+    return EnvConfig(env_raw["id"], env_kwargs)
+
+
+def _agent_config(entry: dict) -> AgentConfig:
+    try:
+        agent_cls = resolve_agent(entry["name"])
+    except PluginError as error:
+        raise ConfigError(str(error)) from None
+    kwargs = {k: v for k, v in entry.items() if k not in ("name", "policy")}
+    where = f"agent[{entry['name']}]"
+    check_arguments(agent_cls, kwargs, where, reserved={"policy", "env", "seed"})
+    check_types(agent_cls, kwargs, where)
+    check_sb3_ranges(agent_cls, kwargs, where)
+    policy = entry.get("policy")
+    if policy is not None and not isinstance(policy, str):
+        raise ConfigError(f"{where}.policy: must be a string, got {policy!r}")
+    return AgentConfig(entry["name"], policy, kwargs)
+
+
+def validate(raw: dict) -> list[RunConfig]:
+    """Typed run configs (one per agent) from a raw mapping whose overrides are applied
+    (:func:`~.sources.apply_overrides` makes ``agents`` a list)."""
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(f"{key}: unknown key; known keys: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+    env = _env_config(raw)
+    common = _common_settings(raw)
+    return [RunConfig(env=env, agent=_agent_config(entry), **common) for entry in raw["agents"]]
+
+
+def configs_from(raw: dict, overrides: list[str] | tuple = ()) -> list[RunConfig]:
+    """The one way from a raw mapping plus ``key=value`` overrides to validated run configs."""
+    return validate(apply_overrides(raw, list(overrides)))
+
+
+def load_experiment(source: str | Path | None = None, overrides: list[str] | tuple = ()) -> list[RunConfig]:
+    """Read a preset name or YAML file (None: the default experiment), apply overrides and
+    validate. Raises :class:`~.schema.ConfigError` with a one-line message on any problem."""
+    raw, label = read_source(source)
+    if "base" in raw:
+        raise ConfigError(f"{label}: a sweep or tune file (it has `base`); run it with `causalrl sweep` or `causalrl tune`")
+    return configs_from(raw, overrides)

@@ -1,0 +1,34 @@
+"""The env of an ``env.intervention`` block (docs/rlif.md (c)): the world wrapped in
+``InterventionWrapper`` with a ``PolicyExpert`` built from saved models. The block is checked by
+``causalrl.experiment.config.intervention_block_block``; the defaults are the wrapper's and the expert's."""
+
+from __future__ import annotations
+
+from causalrl.envs.experts import PolicyExpert
+from causalrl.envs.intervention import InterventionWrapper
+from causalrl.experiment.config.intervention_block_block import EXPERT_KEYS, WRAPPER_KEYS, validate_intervention
+from causalrl.experiment.config.plugins import resolve_agent
+
+__all__ = ["wrap_intervention"]
+
+
+def wrap_intervention(env, block: dict):
+    """``InterventionWrapper(env, PolicyExpert(...), ...)`` from a validated block."""
+    block = validate_intervention(block)
+    algorithm = block.get("algorithm", "sac")
+    acting = resolve_agent(algorithm).load(block["expert"], device="cpu")
+    judge = None
+    if block.get("reference") is not None:
+        judge = resolve_agent(block.get("reference_algorithm", algorithm)).load(block["reference"], device="cpu")
+    for name, model in (("expert", acting), ("reference", judge)):
+        if model is not None and (model.observation_space.shape != env.observation_space.shape
+                                  or model.action_space.shape != env.action_space.shape):
+            raise ValueError(f"env.intervention.{name}: {block[name]} was trained on other observation/action shapes "
+                              f"({model.observation_space.shape}, {model.action_space.shape}) than this env's "
+                              f"({env.observation_space.shape}, {env.action_space.shape})")
+    try:
+        expert = PolicyExpert(acting, reference=judge, **{key: block[key] for key in EXPERT_KEYS if key in block})
+        kwargs = {key: block[key] for key in WRAPPER_KEYS if key in block}
+        return InterventionWrapper(env, expert, reference=block.get("compare_to", "reference"), **kwargs)
+    except ValueError as error:
+        raise ValueError(f"env.intervention: {error}") from None
