@@ -1,6 +1,7 @@
-"""The Python API: ``causalrl.run``, ``causalrl.sweep``, ``causalrl.tune``, ``causalrl.report``
-and ``causalrl.graph`` do what the commands of the same names do, and return objects instead of
-printing (docs/reports.md)::
+"""The Python API: ``causalrl.run``, ``causalrl.resume``, ``causalrl.sweep``, ``causalrl.tune``,
+``causalrl.bench``, ``causalrl.report``, ``causalrl.graph`` and ``causalrl.catalog`` do what the
+commands of the same names do, and return objects instead of printing; the command line is a
+thin shell over them (docs/reports.md)::
 
     import causalrl
 
@@ -17,12 +18,13 @@ keyword arguments, where ``__`` stands for the dot (``env__n_nodes=8``, ``agents
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from causalrl.experiment.config import RunConfig, configs_from, load_experiment
 
-__all__ = ["Result", "Results", "run", "sweep", "tune", "report", "graph", "configs"]
+__all__ = ["Result", "Results", "run", "resume", "sweep", "tune", "report", "graph", "configs", "catalog"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,10 @@ class Result:
 
 
 class Results(list):
-    """The runs of an experiment with several agents (a list of :class:`Result`)."""
+    """The runs of an experiment with several agents (a list of :class:`Result`);
+    ``comparison_plot`` is the regret picture of several bandit agents (None otherwise)."""
+
+    comparison_plot: Path | None = None
 
     @property
     def metrics(self) -> dict[str, dict]:
@@ -82,39 +87,63 @@ def configs(config_or_preset=None, *overrides: str, **keyword_overrides) -> list
     return load_experiment(config_or_preset, texts)
 
 
-def run(config_or_preset=None, *overrides: str, progress: bool = False, verbose: bool = False,
-        **keyword_overrides) -> Result | Results:
-    """Run an experiment (``causalrl run``) and return its :class:`Result` (one agent) or
-    :class:`Results` (several agents, one run each, in order).
+def _result(config: RunConfig, outcome) -> Result:
+    return Result(config.agent.name, config.env.id, config.seed, outcome.run_dir, dict(outcome.summary["final"]),
+                  outcome.summary["wall_time_s"], outcome.rows, config, outcome.summary)
 
-    Args:
-        config_or_preset: preset name (``"default"``, see ``causalrl list``), YAML file, mapping
-            with the YAML keys, RunConfig, or list of RunConfigs. None: the default experiment.
-        overrides: ``"key=value"`` strings, as on the command line.
-        progress: show a progress bar per run.
-        verbose: print every logged row.
-        keyword_overrides: ``key=value`` with ``__`` for the dot, e.g. ``seed=3, env__n_nodes=8``.
+
+def run(config_or_preset=None, *overrides: str, progress: bool | None = False, verbose: bool = False,
+        on_result=None, **keyword_overrides) -> Result | Results:
+    """Run an experiment (``causalrl run``) and return its :class:`Result` (one agent) or
+    :class:`Results` (several agents, one run each, in order). Several bandit agents also get
+    one regret picture, ``Results.comparison_plot``.
+
+    :param config_or_preset: preset name (``"default"``, see ``causalrl list``), YAML file, mapping
+        with the YAML keys, RunConfig, or list of RunConfigs. None: the default experiment.
+    :param overrides: ``"key=value"`` strings, as on the command line.
+    :param progress: show a progress bar per run (None: as the config says).
+    :param verbose: print every logged row.
+    :param on_result: called with each :class:`Result` as soon as its run ends (the command line
+        prints the run directory).
+    :param keyword_overrides: ``key=value`` with ``__`` for the dot, e.g. ``seed=3, env__n_nodes=8``.
     """
+    from causalrl.experiment.figures.curves import plot_bandit_runs
     from causalrl.experiment.run.runner import run as run_one
 
     results = Results()
     for config in configs(config_or_preset, *overrides, **keyword_overrides):
-        config = RunConfig(**{**config.__dict__, "progress_bar": progress})
-        outcome = run_one(config, verbose=verbose)
-        metrics = {key: value for key, value in outcome.summary["final"].items()}
-        results.append(Result(config.agent.name, config.env.id, config.seed, outcome.run_dir, metrics,
-                              outcome.summary["wall_time_s"], outcome.rows, config, outcome.summary))
+        if progress is not None:
+            config = RunConfig(**{**config.__dict__, "progress_bar": progress})
+        results.append(_result(config, run_one(config, verbose=verbose)))
+        if on_result is not None:
+            on_result(results[-1])
+    if len(results) > 1 and all(result.rows and "regret/cumulative" in result.rows[-1] for result in results):
+        first = results[0].config
+        path = Path(first.output_dir) / first.experiment / f"comparison__{time.strftime('%Y%m%d-%H%M%S')}.png"
+        results.comparison_plot = plot_bandit_runs({result.agent: result.rows for result in results}, path,
+                                                   title=f"{first.experiment}: {first.env.id} (seed {first.seed})")
     return results[0] if len(results) == 1 else results
 
 
-def sweep(file_or_preset, workers: int | None = None, backend: str = "local", progress: bool = False,
-          output_dir: str | Path | None = None, **options):
+def resume(run_dir, verbose: bool = False, progress: bool | None = None) -> Result:
+    """Continue an interrupted run from its newest checkpoint (``causalrl run --resume``)."""
+    from causalrl.experiment.run.runner import resume as resume_one
+
+    outcome = resume_one(Path(run_dir), verbose=verbose, progress_bar=progress)
+    return _result(outcome.config, outcome)
+
+
+def sweep(file_or_preset, *overrides: str, workers: int | None = None, backend: str = "local",
+          progress: bool = False, output_dir: str | Path | None = None, seeds: list[int] | int | None = None,
+          **options):
     """Run a sweep (``causalrl sweep``); returns the outcome (``.directory``, ``.records``,
-    ``.failed``). ``options`` go to ``causalrl.experiment.batch.sweep.run_sweep`` (storage, address)."""
+    ``.failed``). ``overrides`` (``"env.id=Reacher-v5"``) apply to every trial and name the sweep
+    directory; ``seeds`` replaces the file's. ``options`` go to
+    ``causalrl.experiment.batch.sweep.run_sweep`` (storage, address)."""
     from causalrl.experiment.batch.sweep import load_sweep, run_sweep
 
-    return run_sweep(load_sweep(file_or_preset, output_dir=output_dir), workers=workers, backend=backend,
-                     progress=progress, **options)
+    spec = load_sweep(file_or_preset, output_dir=output_dir, overrides=overrides, seeds=seeds)
+    return run_sweep(spec, workers=workers, backend=backend, progress=progress, **options)
 
 
 def tune(file_or_preset, n_trials: int | None = None, evaluate: bool = True, progress: bool = False,
@@ -147,3 +176,25 @@ def graph(run_dir, checkpoint: int | str | None = None, out: str | Path | None =
     from causalrl.experiment.figures.graphs import redraw_graph
 
     return redraw_graph(run_dir.run_dir if isinstance(run_dir, Result) else run_dir, checkpoint, out, dot)
+
+
+def catalog() -> dict[str, dict[str, str]]:
+    """What ``causalrl list`` prints: ``{"envs": {id: summary}, "agents": {...}, "presets": {...}}``,
+    built-in and plugin names alike."""
+    import gymnasium as gym
+
+    from causalrl.core.registry import AGENTS, first_line
+    from causalrl.experiment.config import load_plugins, preset_names, read_source, registered_env_ids
+    from causalrl.experiment.config.plugins import import_object
+
+    load_plugins()
+    envs = {}
+    for env_id in registered_env_ids():
+        entry = gym.spec(env_id).entry_point
+        entry = import_object(entry, env_id) if isinstance(entry, str) else entry
+        envs[env_id] = first_line(entry.__doc__)
+    return {
+        "envs": envs,
+        "agents": {name: AGENTS.summary(name) for name in AGENTS.names()},
+        "presets": {name: first_line(str(read_source(name)[0].get("description", ""))) for name in preset_names()},
+    }

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 
 import yaml
 
@@ -32,70 +30,49 @@ def _summary_line(result) -> str:
 
 
 def _command_run(args) -> int:
-    from causalrl.experiment.config import load_experiment
-    from causalrl.experiment.figures.curves import plot_bandit_runs
-    from causalrl.experiment.run.runner import resume, run
+    from causalrl import api
 
+    progress = False if args.no_progress else None
     if args.resume is not None:
         if args.config is not None or args.overrides:
             given = " ".join([args.config or "", *args.overrides]).strip()
             raise ValueError(f"--resume: give only the run directory (its config.yaml fixes the run), not {given!r}")
-        result = resume(Path(args.resume), verbose=args.verbose, progress_bar=False if args.no_progress else None)
+        result = api.resume(args.resume, verbose=args.verbose, progress=progress)
         print(result.run_dir, flush=True)
         print(_summary_line(result))
         return 0
-    configs = load_experiment(args.config, args.overrides)
-    curves, lines = {}, []
-    for config in configs:
-        if args.no_progress:
-            config = type(config)(**{**config.__dict__, "progress_bar": False})
-        result = run(config, verbose=args.verbose)
-        print(result.run_dir, flush=True)
-        curves[config.agent.name] = result.rows
-        lines.append(_summary_line(result))
+    # the config's own progress_bar unless --no-progress
+    configs = api.configs(args.config, *args.overrides)
+    if args.no_progress:
+        configs = [type(config)(**{**config.__dict__, "progress_bar": False}) for config in configs]
+    lines = []
+    results = [] if not configs else api.run(configs, progress=None, verbose=args.verbose,
+                                               on_result=lambda result: (print(result.run_dir, flush=True),
+                                                                         lines.append(_summary_line(result))))
     print("\n".join(lines))
-    if len(configs) > 1 and all(rows and "regret/cumulative" in rows[-1] for rows in curves.values()):
-        first = configs[0]
-        path = Path(first.output_dir) / first.experiment / f"comparison__{time.strftime('%Y%m%d-%H%M%S')}.png"
-        plot_bandit_runs(curves, path, title=f"{first.experiment}: {first.env.id} (seed {first.seed})")
-        print(f"comparison plot: {path}")
+    if getattr(results, "comparison_plot", None) is not None:
+        print(f"comparison plot: {results.comparison_plot}")
     return 0
 
 
 def _command_list(args) -> int:
-    import gymnasium as gym
+    from causalrl import api
 
-    from causalrl.core.registry import AGENTS, first_line
-    from causalrl.experiment.config import preset_names, read_source
-    from causalrl.experiment.config.plugins import (
-        import_object,
-        load_plugins,
-        registered_env_ids,
-    )
-
-    load_plugins()
-    print("envs:")
-    for env_id in registered_env_ids():
-        entry = gym.spec(env_id).entry_point
-        entry = import_object(entry, env_id) if isinstance(entry, str) else entry
-        print(f"  {env_id:<36} {first_line(entry.__doc__)}")
-    print("agents:")
-    for name in AGENTS.names():
-        print(f"  {name:<36} {AGENTS.summary(name)}")
-    print("presets:")
-    for name in preset_names():
-        print(f"  {name:<36} {first_line(str(read_source(name)[0].get('description', '')))}")
+    for section, entries in api.catalog().items():
+        print(f"{section}:")
+        for name, summary in entries.items():
+            print(f"  {name:<36} {summary}")
     return 0
 
 
 def _command_sweep(args) -> int:
-    from causalrl.experiment.batch.sweep import load_sweep, run_sweep
+    from causalrl import api
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers: must be >= 1, got {args.workers}")
-    sweep = load_sweep(args.file, output_dir=args.output_dir)
-    outcome = run_sweep(sweep, workers=args.workers, backend=args.backend, progress=not args.no_progress,
-                        storage=args.storage, address=args.address)
+    outcome = api.sweep(args.file, *args.overrides, workers=args.workers, backend=args.backend,
+                        progress=not args.no_progress, output_dir=args.output_dir, storage=args.storage,
+                        address=args.address)
     skipped = sum(1 for record in outcome.records.values() if record.get("skipped"))
     print(f"sweep {outcome.directory}: {len(outcome.records)} trials, "
           f"{len(outcome.records) - len(outcome.failed)} ok ({skipped} already finished), {len(outcome.failed)} failed")
@@ -106,28 +83,27 @@ def _command_sweep(args) -> int:
 
 
 def _command_tune(args) -> int:
-    from causalrl.experiment.batch.tune import load_tune, run_tune
+    from causalrl import api
 
-    spec = load_tune(args.file, output_dir=args.output_dir)
-    outcome = run_tune(spec, n_trials=args.n_trials, storage=args.storage, study_name=args.study_name,
-                       evaluate=not args.no_eval, progress=not args.no_progress)
+    outcome = api.tune(args.file, n_trials=args.n_trials, evaluate=not args.no_eval, progress=not args.no_progress,
+                       output_dir=args.output_dir, storage=args.storage, study_name=args.study_name)
     print(outcome.text)
     return 0
 
 
 def _command_report(args) -> int:
-    from causalrl.experiment.analysis.report import write_report
+    from causalrl import api
 
-    report = write_report(args.dirs, out=args.out, reps=args.reps, progress=not args.no_progress)
+    report = api.report(args.dirs, out=args.out, reps=args.reps, progress=not args.no_progress)
     print(report.text)
     print(f"report: {report.markdown}  tables: {report.csv}  plots: {', '.join(str(p) for p in report.plots)}")
     return 0
 
 
 def _command_graph(args) -> int:
-    from causalrl.experiment.figures.graphs import redraw_graph
+    from causalrl import api
 
-    for path in redraw_graph(args.run_dir, checkpoint=args.checkpoint, out=args.out, dot=args.dot):
+    for path in api.graph(args.run_dir, checkpoint=args.checkpoint, out=args.out, dot=args.dot):
         print(path)
     return 0
 
@@ -151,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     list_parser.set_defaults(handler=_command_list)
     sweep_parser = commands.add_parser("sweep", help="a base config x overrides x seeds, one run directory per trial")
     sweep_parser.add_argument("file", help="sweep YAML file or sweep-* preset")
+    sweep_parser.add_argument("overrides", nargs="*",
+                              help="overrides for every trial, e.g. env.id=Reacher-v5 agent.learning_rate=1e-3")
     sweep_parser.add_argument("--workers", type=int, default=None,
                               help="worker processes (local; default: CPU count) or concurrent trials (ray)")
     sweep_parser.add_argument("--backend", choices=["local", "ray"], default="local",

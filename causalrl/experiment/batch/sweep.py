@@ -272,19 +272,30 @@ def seeded_overrides(templates: list[str], seed: int) -> list[str]:
     return [template.replace("{seed}", str(seed)) for template in templates]
 
 
-def load_sweep(source: str | Path, output_dir: str | Path | None = None) -> Sweep:
+def load_sweep(source: str | Path, output_dir: str | Path | None = None, overrides: list[str] | tuple = (),
+               seeds: list[int] | int | None = None) -> Sweep:
     """Read a sweep file or preset and expand it into trials, validating every trial's config
-    (raises :class:`ConfigError` with a one-line message before anything runs)."""
+    (raises :class:`ConfigError` with a one-line message before anything runs).
+
+    ``overrides`` (``causalrl sweep NAME key=value ...``) apply to every trial after the file's
+    own; they name the sweep directory ``<name>__<slug>`` so that a sweep on another env never
+    mixes with the file's. ``seeds`` replaces the file's seeds (a list, or a count n: 0..n-1).
+    """
     raw, label, folder = read_spec(source, SWEEP_KEYS)
     name = raw.get("name") or Path(str(source)).stem
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in (".", ".."):
         raise ConfigError(f"{label}: name must be letters, digits, '.', '_' or '-' (not '.' or '..'), got {name!r}")
     base = resolve_base(raw.get("base"), folder, label)
     fixed = _string_list(raw.get("fixed"), "fixed", label)
+    sweep_overrides = [str(text) for text in overrides]
+    if sweep_overrides:
+        name = f"{name}__{_slug(tuple(sweep_overrides))}"
+        if len(name) > _SLUG_LIMIT + 20:
+            name = f"{name[:40]}-{hashlib.sha1(' '.join(sweep_overrides).encode()).hexdigest()[:8]}"
     seed_templates = _string_list(raw.get("seed_overrides"), "seed_overrides", label) or list(DEFAULT_SEED_OVERRIDES)
-    seeds = _seeds(raw.get("seeds"), label)
+    seeds = _seeds(raw.get("seeds") if seeds is None else seeds, label)
     sets = _override_sets(raw.get("overrides"), label)
-    _refuse_seed_overrides(fixed, sets, label)
+    _refuse_seed_overrides(fixed + sweep_overrides, sets, label)
     slugs = [_slug(overrides) for overrides in sets]
     for index, (overrides, slug) in enumerate(zip(sets, slugs)):
         if len(slug) > _SLUG_LIMIT or slugs.count(slug) > 1:  # keep names short and unique
@@ -293,7 +304,8 @@ def load_sweep(source: str | Path, output_dir: str | Path | None = None) -> Swee
     for overrides, slug in zip(sets, slugs):
         for seed in seeds:
             try:
-                configs = configs_from(base, fixed + list(overrides) + seeded_overrides(seed_templates, seed))
+                configs = configs_from(base, fixed + list(overrides) + sweep_overrides
+                                       + seeded_overrides(seed_templates, seed))
             except ConfigError as error:
                 raise ConfigError(f"{label}: trial [{' '.join(overrides) or 'base'}] seed {seed}: {error}") from None
             for config in configs:
@@ -305,7 +317,8 @@ def load_sweep(source: str | Path, output_dir: str | Path | None = None) -> Swee
     parent = Path(output_dir if output_dir is not None else raw.get("output_dir", "runs"))
     spec = {
         "name": name, "description": raw.get("description", ""), "base": base, "fixed": fixed,
-        "overrides": raw.get("overrides"), "seeds": seeds, "seed_overrides": seed_templates,
+        "overrides": raw.get("overrides"), "sweep_overrides": sweep_overrides, "seeds": seeds,
+        "seed_overrides": seed_templates,
         "trials": [{"name": t.name, "agent": t.agent, "seed": t.seed, "overrides": list(t.overrides),
                     "config": t.config.to_dict()} for t in trials],
     }

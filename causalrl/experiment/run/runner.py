@@ -73,6 +73,7 @@ class RunResult:
     run_dir: Path
     summary: dict
     rows: list
+    config: RunConfig
 
 
 class ProgressCSV(CSVOutputFormat):
@@ -387,5 +388,5 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     guard.write_status("complete")
     write_json_atomic(run_dir / "summary.json", summary)  # last: only this marks the run complete
     env.close()
-    return RunResult(run_dir, summary, metrics.rows)
+    return RunResult(run_dir, summary, metrics.rows, config)
 
