@@ -52,10 +52,9 @@ ACTION_CLIP = 1e-3
 class BCPolicy(BasePolicy):
     """tanh-squashed diagonal Gaussian MLP policy trained by maximum likelihood (docs/rlif.md (d)).
 
-    Args:
-        net_arch: hidden widths. Default (256, 256).
-        activation_fn: hidden activation. Default ReLU.
-        optimizer_class / optimizer_kwargs: default AdamW with weight decay 1e-3.
+    :param net_arch: hidden widths. Default (256, 256).
+    :param activation_fn: hidden activation. Default ReLU.
+    :param optimizer_class, optimizer_kwargs: default AdamW with weight decay 1e-3.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule,

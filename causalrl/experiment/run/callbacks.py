@@ -45,14 +45,13 @@ __all__ = ["MetricsCallback", "StructureHistory"]
 class MetricsCallback(BaseCallback):
     """Records the shared metrics every ``log_interval`` steps and keeps the curves in memory.
 
-    Args:
-        log_interval: steps between logged rows.
-        truth: returns the env's current ground truth (``env.unwrapped.causal_structure``) or
-            None; used to score ``agent.learned_structure``.
-        window: rounds in the optimal-action-rate window (100, as in the CSL-UCB paper).
-        evaluate: ``evaluate(model) -> row`` merged into the rows at every ``eval_interval``
-            steps and the run's last row (``causalrl.experiment.run.evaluation.make_evaluator``); None: none.
-        eval_interval: steps between evaluations, a multiple of ``log_interval``.
+    :param log_interval: steps between logged rows.
+    :param truth: returns the env's current ground truth (``env.unwrapped.causal_structure``) or
+        None; used to score ``agent.learned_structure``.
+    :param window: rounds in the optimal-action-rate window (100, as in the CSL-UCB paper).
+    :param evaluate: ``evaluate(model) -> row`` merged into the rows at every ``eval_interval``
+        steps and the run's last row (``causalrl.experiment.run.evaluation.make_evaluator``); None: none.
+    :param eval_interval: steps between evaluations, a multiple of ``log_interval``.
     """
 
     def __init__(self, log_interval: int = 100, truth: Callable[[], object] | None = None, window: int = 100,
@@ -180,11 +179,10 @@ class StructureHistory(BaseCallback):
     ``RUN_DIR/structure.jsonl`` every ``interval`` steps and at the end of training, and draws the
     last one as ``RUN_DIR/graph.png``.
 
-    Args:
-        run_dir: the run directory.
-        interval: steps between snapshots (the runner uses its checkpoint interval).
-        truth: returns the env's current ``causal_structure`` (None for worlds without one).
-        title: the picture's title.
+    :param run_dir: the run directory.
+    :param interval: steps between snapshots (the runner uses its checkpoint interval).
+    :param truth: returns the env's current ``causal_structure`` (None for worlds without one).
+    :param title: the picture's title.
     """
 
     def __init__(self, run_dir: str | Path, interval: int, truth=None, title: str = ""):

@@ -30,7 +30,9 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
+from causalrl.agents.base import BanditAgent
 from causalrl.core.safe_pickle import UnsafePickleError, safe_load
+from causalrl.experiment.config import fingerprint as config_fingerprint
 from causalrl.experiment.run.rundir import fsync_directory, fsync_tree, write_json_atomic
 
 if TYPE_CHECKING:
@@ -210,12 +212,10 @@ def read_checkpoint_info(folder: Path) -> dict:
 def check_checkpoint(folder: Path, config) -> dict:
     """Refuse, before anything changes, a checkpoint that does not belong to ``config`` (the
     run's config.yaml): another config fingerprint, or more steps than ``total_steps``."""
-    from causalrl.experiment.config import fingerprint
-
     info = read_checkpoint_info(folder)
-    if info.get("fingerprint") != fingerprint(config):
+    if info.get("fingerprint") != config_fingerprint(config):
         raise ValueError(f"checkpoint {folder}: config.yaml changed since the checkpoint was written (fingerprint "
-                         f"{info.get('fingerprint')} != {fingerprint(config)}); restore the config.yaml the run started "
+                         f"{info.get('fingerprint')} != {config_fingerprint(config)}); restore the config.yaml the run started "
                          "with, or start a new run with the new config")
     if info["step"] >= config.total_steps:
         raise ValueError(f"checkpoint {folder}: at step {info['step']}, but total_steps is {config.total_steps}; "
@@ -224,8 +224,6 @@ def check_checkpoint(folder: Path, config) -> dict:
 
 
 def _uses_sb3_pickles(agent_cls) -> bool:
-    from causalrl.agents import BanditAgent
-
     return not (isinstance(agent_cls, type) and issubclass(agent_cls, BanditAgent))
 
 
@@ -285,13 +283,12 @@ class CheckpointCallback(BaseCallback):
     the state at failure to ``checkpoints/failed_step_<step>``, marks the run failed and raises
     :class:`NonFiniteError` with a one-line message naming the step and the quantity.
 
-    Args:
-        run_dir: the run directory.
-        interval: env steps between checkpoints.
-        metrics: the run's MetricsCallback (its state and row count go into each checkpoint).
-        last_checkpoint: the checkpoint a resumed run started from (None for a new run).
-        fingerprint: the run config's fingerprint, stored in each checkpoint (resume refuses
-            a config.yaml whose fingerprint differs).
+    :param run_dir: the run directory.
+    :param interval: env steps between checkpoints.
+    :param metrics: the run's MetricsCallback (its state and row count go into each checkpoint).
+    :param last_checkpoint: the checkpoint a resumed run started from (None for a new run).
+    :param fingerprint: the run config's fingerprint, stored in each checkpoint (resume refuses
+        a config.yaml whose fingerprint differs).
     """
 
     def __init__(self, run_dir: Path, interval: int, metrics: MetricsCallback, last_checkpoint: Path | None = None,

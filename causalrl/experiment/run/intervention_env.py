@@ -1,12 +1,12 @@
 """The env of an ``env.intervention`` block (docs/rlif.md (c)): the world wrapped in
 ``InterventionWrapper`` with a ``PolicyExpert`` built from saved models. The block is checked by
-``causalrl.experiment.config.intervention_block_block``; the defaults are the wrapper's and the expert's."""
+``causalrl.experiment.config.intervention_block``; the defaults are the wrapper's and the expert's."""
 
 from __future__ import annotations
 
 from causalrl.envs.experts import PolicyExpert
 from causalrl.envs.intervention import InterventionWrapper
-from causalrl.experiment.config.intervention_block_block import EXPERT_KEYS, WRAPPER_KEYS, validate_intervention
+from causalrl.experiment.config.intervention_block import EXPERT_KEYS, WRAPPER_KEYS, validate_intervention
 from causalrl.experiment.config.plugins import resolve_agent
 
 __all__ = ["wrap_intervention"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3.common.logger import (
     CSVOutputFormat,
     HumanOutputFormat,
@@ -54,6 +55,7 @@ from causalrl.experiment.run.checkpoints import (
     restore_run_state,
 )
 from causalrl.experiment.run.evaluation import make_evaluator
+from causalrl.experiment.run.intervention_env import wrap_intervention
 from causalrl.experiment.run.rundir import (
     fsync_tree,
     is_complete,
@@ -64,6 +66,7 @@ from causalrl.experiment.run.rundir import (
     write_json_atomic,
     write_text_atomic,
 )
+from causalrl.experiment.run.tracking import WandbOutputFormat, log_config_to_tensorboard
 
 __all__ = ["RunResult", "run", "resume", "build_env", "build_agent", "read_run_config"]
 
@@ -148,8 +151,6 @@ def build_env(config: RunConfig):
     except _CONSTRUCTION_ERRORS as error:  # an argument the world's own checks missed: still one line
         raise ConfigError(f"env ({config.env.id}): {_one_line(error)}") from error
     if intervention is not None:
-        from causalrl.experiment.run.intervention_env import wrap_intervention
-
         try:
             env = wrap_intervention(env, intervention)
         except ValueError as error:
@@ -193,8 +194,6 @@ def _one_line(error: BaseException) -> str:
 def _check_buffer_memory(config: RunConfig, env) -> None:
     """Refuse a replay buffer that cannot fit in this machine's memory (SB3 allocates it whole,
     observations twice, float32) before it is allocated."""
-    import numpy as np
-
     size = config.agent.kwargs.get("buffer_size")
     if not isinstance(size, int) or isinstance(size, bool) or not hasattr(os, "sysconf"):
         return
@@ -325,12 +324,8 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     _keep_rows(run_dir / "progress.csv", 0 if state is None else state["rows"])
     logger = _logger(run_dir, verbose)
     if config.wandb is not None:
-        from causalrl.experiment.run.tracking import WandbOutputFormat
-
         logger.output_formats.append(WandbOutputFormat(run_dir, config.to_dict(), config.wandb))
     if state is None:
-        from causalrl.experiment.run.tracking import log_config_to_tensorboard
-
         log_config_to_tensorboard(logger, config, to_yaml(config))
     agent.set_logger(logger)
     eval_env = build_env(config) if config.eval_interval else None
