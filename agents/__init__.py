@@ -10,6 +10,10 @@ import importlib
 
 from causalrl.core.registry import AGENTS
 
+if __name__ != "causalrl.agents":  # one identity per module (docs/architecture.md, "Where things live")
+    raise ImportError(f"{__name__!r} is the folder of causalrl.agents: import causalrl.agents instead (a second import "
+                      "name would give every class and registration a second copy; docs/architecture.md)")
+
 #: registry name -> (module:Class, one-line summary); the summaries are what `causalrl list` prints
 BUILTIN_AGENTS = {
     # causal bandits (docs/csl-ucb.md, docs/bandits.md)

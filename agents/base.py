@@ -4,6 +4,10 @@ update loop, so the runner, SB3 callbacks and SB3 loggers treat bandits and RL a
 Subclasses implement ``_setup()`` (state), ``_select_action()`` and ``_update(action,
 observation, reward)``, plus ``_greedy_action()`` for ``predict``. ``observe`` is the public
 update, for plain gymnasium loops (``predict`` -> ``env.step`` -> ``observe``).
+
+What an agent may know about its world (noise mean and std, horizon, stationarity) comes from
+:func:`declared_assumptions` only (docs/bandits.md, "Assumptions"); ground truth
+(``causal_structure``) is read only by agents labelled ORACLE.
 """
 
 from __future__ import annotations
@@ -25,31 +29,82 @@ from stable_baselines3.common.callbacks import (
 from stable_baselines3.common.logger import Logger
 from tqdm.auto import tqdm
 
+from causalrl.core.assumptions import Assumptions
 from causalrl.core.checks import check_int
 from causalrl.core.safe_pickle import safe_load
 
-__all__ = ["BanditAgent"]
+__all__ = ["BanditAgent", "declared_assumptions"]
 
 POLICY = "BanditPolicy"
 _NOT_SAVED = ("env", "_logger")
+#: nu and sigma when neither the agent nor the world gives them (the papers' nu = sigma = 1)
+DEFAULT_NOISE_MEAN = 1.0
+DEFAULT_NOISE_STD = 1.0
+
+
+def declared_assumptions(env) -> Assumptions:
+    """What ``env`` lets an agent know: ``env.unwrapped.assumptions`` (through any gymnasium
+    wrappers), or an empty :class:`~causalrl.core.assumptions.Assumptions` (nothing declared)
+    when the world has none.
+
+    :param env: a gymnasium env, wrapped or not.
+    :return: the world's declared assumptions.
+    :raises ValueError: when ``env.unwrapped.assumptions`` exists but is not an ``Assumptions``.
+    """
+    declared = getattr(getattr(env, "unwrapped", env), "assumptions", None)
+    if declared is None:
+        return Assumptions()
+    if not isinstance(declared, Assumptions):
+        raise ValueError(
+            f"env.unwrapped.assumptions: expected a causalrl.core.assumptions.Assumptions, got "
+            f"{type(declared).__name__}; declare the world's assumptions with that class"
+        )
+    return declared
+
+
+def _all_positive(value) -> bool:
+    """False only for numbers (or sequences of them) with an entry <= 0; malformed values pass
+    here and are refused, with their own message, by ``Assumptions.resolve``."""
+    if isinstance(value, (str, bool)):
+        return True
+    try:
+        return bool(np.all(np.asarray(value, dtype=float) > 0))
+    except (TypeError, ValueError):
+        return True
+
+
+def _agent_noise(value):
+    """A resolved noise parameter as the agents use it: a float, or a read-only per-node array."""
+    if isinstance(value, tuple):
+        array = np.array(value, dtype=float)
+        array.setflags(write=False)
+        return array
+    return float(value)
 
 
 class BanditAgent:
     """Common machinery of the bandit learners.
 
-    Args:
-        policy: must be ``"BanditPolicy"`` (kept for the SB3 call signature).
-        env: a gymnasium env (or registered id) with a ``MultiBinary(N)`` action space, N >= 1.
-        seed: seeds the agent's own random stream and the env's first reset.
-        verbose: 0 silent, 1 prints the logger's rows to stdout when no logger is set.
-        noise_mean: nu, the known noise mean of every node (the papers' assumption).
-        noise_std: sigma, the known noise standard deviation of every node.
+    :param policy: must be ``"BanditPolicy"`` (kept for the SB3 call signature).
+    :param env: a gymnasium env (or registered id) with a ``MultiBinary(N)`` action space, N >= 1.
+    :param seed: seeds the agent's own random stream and the env's first reset. Default None.
+    :param verbose: 0 silent, 1 prints the logger's rows to stdout when no logger is set.
+        Default 0.
+    :param noise_mean: nu, the known noise mean of every node (the papers' assumption). Default
+        None: the world's declared ``noise_mean`` (``env.unwrapped.assumptions``), or 1.0 when it
+        declares none. A value that contradicts the declaration is a ``ValueError``.
+    :param noise_std: sigma, the known noise standard deviation of every node (an explicit value
+        must be > 0). Default None: the world's declared ``noise_std``, or 1.0 when it declares
+        none; same rule.
+
+    After construction ``noise_mean`` and ``noise_std`` are floats, or read-only length-N arrays
+    when the world declares different values per node.
     """
 
     default_policy = POLICY
 
     def __init__(self, policy: str, env, seed: int | None = None, verbose: int = 0,
-                 noise_mean: float = 1.0, noise_std: float = 1.0):
+                 noise_mean: float | None = None, noise_std: float | None = None):
         if policy != POLICY:
             raise ValueError(f"policy: bandit agents take {POLICY!r}, got {policy!r}")
         if isinstance(env, str):
@@ -57,14 +112,20 @@ class BanditAgent:
         space = env.action_space
         if not isinstance(space, spaces.MultiBinary) or len(space.shape) != 1:
             raise ValueError(f"env: bandit agents need a 1-D MultiBinary action space, got {space}")
-        if not noise_std > 0:
+        if noise_std is not None and not _all_positive(noise_std):
             raise ValueError(f"noise_std: must be > 0, got {noise_std}")
+        assumptions = declared_assumptions(env)
         self.env = env
         self.n_nodes = int(space.shape[0])
         self.seed = seed
         self.verbose = verbose
-        self.noise_mean = float(noise_mean)
-        self.noise_std = float(noise_std)
+        self.noise_mean = _agent_noise(assumptions.resolve("noise_mean", noise_mean, DEFAULT_NOISE_MEAN))
+        self.noise_std = _agent_noise(assumptions.resolve("noise_std", noise_std, DEFAULT_NOISE_STD))
+        for name in ("noise_mean", "noise_std"):
+            size = np.size(getattr(self, name))
+            if size != 1 and size != self.n_nodes:
+                raise ValueError(f"{name}: {size} values for N={self.n_nodes} nodes; "
+                                 "give one per node or a single value")
         self.rng = np.random.default_rng(seed)
         self.num_timesteps = 0
         self._total_timesteps = 0
@@ -173,12 +234,18 @@ class BanditAgent:
         self._update(np.asarray(action, dtype=np.int8), np.asarray(observation, dtype=float), float(reward))
 
     def declared_horizon(self, horizon: int | None = None) -> int | None:
-        """The number of rounds the agent plans for: ``horizon`` when given, else the env's
-        declared ``horizon`` attribute (None when it declares none)."""
-        if horizon is not None:
-            return check_int(horizon, "horizon")
-        declared = getattr(getattr(self.env, "unwrapped", self.env), "horizon", None)
-        return int(declared) if isinstance(declared, (int, np.integer)) and declared > 0 else None
+        """The number of rounds the agent plans for.
+
+        :param horizon: the agent's own ``horizon`` argument, or None.
+        :return: ``horizon`` when given, else the world's declared horizon
+            (``env.unwrapped.assumptions.horizon``), else None.
+        :raises ValueError: when ``horizon`` contradicts the declared horizon.
+        """
+        return declared_assumptions(self.env).resolve("horizon", horizon)
+
+    def per_node(self, value) -> np.ndarray:
+        """``value`` (a float or a length-N array, e.g. ``noise_mean``) with one entry per node."""
+        return np.broadcast_to(np.asarray(value, dtype=float), (self.n_nodes,))
 
     def get_parameters(self) -> dict[str, np.ndarray]:
         """The agent's numeric arrays by attribute name (SB3's name for the learned state; the

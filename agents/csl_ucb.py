@@ -20,7 +20,7 @@ import math
 import gymnasium as gym
 import numpy as np
 
-from causalrl.agents.base import BanditAgent
+from causalrl.agents.base import BanditAgent, declared_assumptions
 from causalrl.core.checks import check_int
 from causalrl.core.graph import is_acyclic
 from causalrl.core.mutual_information import ksg_mutual_information_many
@@ -120,16 +120,13 @@ def learn_mechanism_structure(column_samples, noise_mean, k: int = 5, penalty_we
     rescoring only the column that lost the edge. There is no sparsity pruning: false positives
     are kept on purpose (they only cost variance; a missed parent biases the weights).
 
-    Args:
-        column_samples: length-N sequence; entry i is the (n_i, N) sample matrix used for node i
-            (CSL-UCB: the first <= n_max rounds with a_i = b since the column's reset). For
-            purely observational data pass the same matrix N times.
-        noise_mean: nu, scalar or length N (the regression target is X_i - nu_i, no intercept).
-        k: KSG neighbours (nearest included).
-        penalty_weight: w, weight of the -log|b_hat| term.
-
-    Returns:
-        (N, N) bool adjacency of the learned DAG, ``[j, i]`` = edge j -> i.
+    :param column_samples: length-N sequence; entry i is the (n_i, N) sample matrix used for
+        node i (CSL-UCB: the first <= n_max rounds with a_i = b since the column's reset). For
+        purely observational data pass the same matrix N times.
+    :param noise_mean: nu, scalar or length N (the regression target is X_i - nu_i, no intercept).
+    :param k: KSG neighbours (nearest included). Default 5.
+    :param penalty_weight: w, weight of the -log|b_hat| term. Default 1.0.
+    :return: (N, N) bool adjacency of the learned DAG, ``[j, i]`` = edge j -> i.
     """
     n_nodes = len(column_samples)
     noise_mean = np.broadcast_to(np.asarray(noise_mean, dtype=float), (n_nodes,))
@@ -164,13 +161,12 @@ def estimate_column(samples: np.ndarray, parents: np.ndarray, node: int, noise_m
 def estimate_mechanisms(column_samples, graphs: np.ndarray, noise_mean, noise_std):
     """OLS weights and per-column uncertainty scalars of both mechanisms.
 
-    Args:
-        column_samples: ``column_samples[b][i]`` is the (n, N) sample matrix of column (b, i).
-        graphs: (2, N, N) bool, the learned G^(0), G^(1).
-        noise_mean, noise_std: nu and sigma (scalars or length N).
-
-    Returns:
-        weights (2, N, N) = (B_hat, B_hat') and column_uncertainty (2, N), see :func:`estimate_column`.
+    :param column_samples: ``column_samples[b][i]`` is the (n, N) sample matrix of column (b, i).
+    :param graphs: (2, N, N) bool, the learned G^(0), G^(1).
+    :param noise_mean: nu (a scalar or length N).
+    :param noise_std: sigma (a scalar or length N).
+    :return: weights (2, N, N) = (B_hat, B_hat') and column_uncertainty (2, N), see
+        :func:`estimate_column`.
     """
     n_nodes = graphs.shape[-1]
     noise_mean = np.broadcast_to(np.asarray(noise_mean, dtype=float), (n_nodes,))
@@ -196,7 +192,7 @@ def score_arms(weights: np.ndarray, column_uncertainty: np.ndarray, noise_mean, 
     sqrt(4 ln(2N/delta) * sum_i sqrt(p_i(p_i+2)) lambda_max(Sigma_hat_a(i)))`` (docs/csl-ucb.md (b),
     "as implemented"), with mu_hat_a the full vector (I - B_hat_a)^{-T} nu.
 
-    Returns (estimated_rewards, uncertainties), each of shape (A,).
+    :return: (estimated_rewards, uncertainties), each of shape (A,).
     """
     n_nodes = weights.shape[-1]
     reward_node = reward_node % n_nodes
@@ -243,48 +239,51 @@ class CSLUCB(BanditAgent):
     are re-estimated and ``argmax_a mu_hat_a + kappa_t U_a`` is chosen, and in between the
     previous action is replayed. The reward node is the last node. See docs/csl-ucb.md (b), (c).
 
-    Args (beyond :class:`~causalrl.agents.base.BanditAgent`: policy, env, seed, verbose, noise_mean nu,
-    noise_std sigma, both treated as known, (g) item 3):
-        n_es: minimum samples per column before model-based play starts (default 20).
-        graph_period: rounds between structure relearning, F_graph (default 50).
-        estimate_period: rounds between weight/bound re-estimation and a new decision, F_est
-            (default 20); the action is held in between.
-        n_max: per column, only the first ``n_max`` samples since its reset are used for
-            regression, mutual information and the bound (default 100).
-        k: neighbours of the KSG mutual-information estimator, nearest included (default 5).
-        penalty_weight: w, weight of -log|b_hat| in the edge-removal score (default 1.0).
-        delta: failure probability inside the uncertainty bound U_a (default 0.05).
-        kappa_factor: kappa_0 = kappa_factor * |max_a mu_hat_a| / max_a U_a at the first
-            model-based decision; kappa then follows a cosine anneal to 0 at the horizon,
-            restarted at the latest column reset (default 0.5).
-        horizon: T, the round at which kappa reaches 0. None (default) reads the env's declared
-            ``horizon``; the schedule never depends on how ``learn`` is called, so
-            ``learn(500)`` three times, ``learn(1500)`` and a plain ``predict``/``observe`` loop
-            play the same rounds.
-        change_detection: "auto" (default: "column" when the env declares
-            ``piecewise_stationary = True``, else "none", so that in stationary worlds the agent
-            is the published stationary algorithm), "column" (docs/csl-ucb.md (c): the per-(node, mechanism)
-            detector; a flagged column alone is reset and relearned), "none" (never detect), or
-            "graph" (ablation: the whole-graph detector of docs/csl-ucb.md (c), a Gaussian
-            log-likelihood ratio on the last W rounds normalised by W*N, which restarts every
-            column).
-        detect_after: change detection runs only for rounds t > detect_after (default 200).
-        detection_window: W, the last W samples of each column used by the detector (default 20).
-        detection_threshold: a column is flagged when its statistic D exceeds this (default 2.0).
-        detection_reference: the null distribution of the column detector's residuals:
-            "fit" (default) N(0, s^2) with s the larger of sigma and the residual standard
-            deviation of the column's own fit (RSS / (n - p)), so a column whose fit is poor
-            everywhere (Algorithm A missed a parent: its residuals are wide from the start) is
-            not flagged for staying poor, while a column that fitted well and then stops fitting
-            is; "known" N(0, sigma^2), the paper's (docs/csl-ucb.md (c), (g) 3).
-        detection_samples_per_candidate: c; a column is tested only once the weights it is
-            checked against were fitted on at least ``min(n_max, c * N)`` samples, i.e. c per
-            candidate parent (Algorithm A starts every column from all N - 1 other nodes) plus
-            one (default 5). A column relearned from n_es = 20 samples against up to N - 1
-            candidates often misses true parents; the detector would read that misfit as a
-            change, reset the column, relearn it from 20 samples again, and so on, which made
-            the false-alarm rate grow with N (docs/csl-ucb.md (c)).
-        graph_detection_threshold: threshold of the "graph" detector (default 20.0).
+    :param policy, env, seed, verbose: as :class:`~causalrl.agents.base.BanditAgent`.
+    :param noise_mean: nu, treated as known ((g) item 3). Default None: the world's declared
+        ``noise_mean`` (1.0 when it declares none); a contradicting value is a ``ValueError``.
+    :param noise_std: sigma, treated as known. Default None: the world's declared ``noise_std``
+        (1.0 when it declares none); same rule.
+    :param n_es: minimum samples per column before model-based play starts. Default 20.
+    :param graph_period: rounds between structure relearning, F_graph. Default 50.
+    :param estimate_period: rounds between weight/bound re-estimation and a new decision, F_est;
+        the action is held in between. Default 20.
+    :param n_max: per column, only the first ``n_max`` samples since its reset are used for
+        regression, mutual information and the bound. Default 100.
+    :param k: neighbours of the KSG mutual-information estimator, nearest included. Default 5.
+    :param penalty_weight: w, weight of -log|b_hat| in the edge-removal score. Default 1.0.
+    :param delta: failure probability inside the uncertainty bound U_a. Default 0.05.
+    :param kappa_factor: kappa_0 = kappa_factor * |max_a mu_hat_a| / max_a U_a at the first
+        model-based decision; kappa then follows a cosine anneal to 0 at the horizon, restarted at
+        the latest column reset. Default 0.5.
+    :param horizon: T, the round at which kappa reaches 0. Default None: the world's declared
+        ``horizon`` (``env.unwrapped.assumptions``; a contradicting value is a ``ValueError``). The
+        schedule never depends on how ``learn`` is called, so ``learn(500)`` three times,
+        ``learn(1500)`` and a plain ``predict``/``observe`` loop play the same rounds.
+    :param change_detection: ``"auto"`` (``"column"`` when the world declares
+        ``piecewise_stationary=True`` in its assumptions, else ``"none"``, so that in stationary
+        worlds the agent is the published stationary algorithm), ``"column"`` (docs/csl-ucb.md (c):
+        the per-(node, mechanism) detector; a flagged column alone is reset and relearned),
+        ``"none"`` (never detect), or ``"graph"`` (ablation: the whole-graph detector of
+        docs/csl-ucb.md (c), a Gaussian log-likelihood ratio on the last W rounds normalised by
+        W*N, which restarts every column). Default ``"auto"``.
+    :param detect_after: change detection runs only for rounds t > detect_after. Default 200.
+    :param detection_window: W, the last W samples of each column used by the detector. Default 20.
+    :param detection_threshold: a column is flagged when its statistic D exceeds this. Default 2.0.
+    :param detection_reference: the null distribution of the column detector's residuals:
+        ``"fit"``: N(0, s^2) with s the larger of sigma and the residual standard deviation of
+        the column's own fit (RSS / (n - p)), so a column whose fit is poor everywhere
+        (Algorithm A missed a parent: its residuals are wide from the start) is not flagged for
+        staying poor, while a column that fitted well and then stops fitting is; ``"known"``:
+        N(0, sigma^2), the paper's (docs/csl-ucb.md (c), (g) 3). Default ``"fit"``.
+    :param detection_samples_per_candidate: c; a column is tested only once the weights it is
+        checked against were fitted on at least ``min(n_max, c * N)`` samples, i.e. c per
+        candidate parent (Algorithm A starts every column from all N - 1 other nodes) plus one.
+        A column relearned from n_es = 20 samples against up to N - 1 candidates often misses
+        true parents; the detector would read that misfit as a change, reset the column, relearn
+        it from 20 samples again, and so on, which made the false-alarm rate grow with N
+        (docs/csl-ucb.md (c)). Default 5.
+    :param graph_detection_threshold: threshold of the ``"graph"`` detector. Default 20.0.
 
     False alarms of the "column" detector forced on in stationary worlds (measured by
     benchmarks/csl_ucb_nonstationary.py, T = 1500, agent seed 0): 0 alarms on 10 instances at
@@ -298,17 +297,18 @@ class CSLUCB(BanditAgent):
     ``csl_ucb/chosen_bonus`` (mu_hat_a and kappa_t U_a of the arm played, once estimates exist),
     ``csl_ucb/resets`` (columns reset so far) and ``csl_ucb/samples/b{b}_node{i}`` (n[b, i]).
 
-    Attributes:
-        learned_structure: {"observational_weights": G^(0), "interventional_weights": G^(1)} (N, N) bool, or
-            None before the first structure learning.
-        detections: list of (round, mechanism, node) of every flagged column ("graph": node -1).
-        horizon: the resolved T.
+    :ivar learned_structure: {"observational_weights": G^(0), "interventional_weights": G^(1)},
+        (N, N) bool, or None before the first structure learning.
+    :ivar detections: list of (round, mechanism, node) of every flagged column ("graph": node -1).
+    :ivar horizon: the resolved T.
+    :ivar change_detection: the resolved detector (``"auto"`` resolved to ``"column"`` or ``"none"``).
     """
 
     #: documented bound on the "column" detector's false alarms per 1000 stationary rounds
     STATIONARY_FALSE_ALARMS_PER_1000_ROUNDS = 0.5
 
-    def __init__(self, policy, env, seed=None, verbose=0, noise_mean=1.0, noise_std=1.0,
+    def __init__(self, policy, env, seed=None, verbose=0,
+                 noise_mean: float | None = None, noise_std: float | None = None,
                  n_es: int = 20, graph_period: int = 50, estimate_period: int = 20, n_max: int = 100,
                  k: int = 5, penalty_weight: float = 1.0, delta: float = 0.05, kappa_factor: float = 0.5,
                  horizon: int | None = None, change_detection: str = "auto", detect_after: int = 200,
@@ -338,8 +338,8 @@ class CSLUCB(BanditAgent):
         n_nodes = env.action_space.shape[0]
         if n_nodes > MAX_ENUMERATED_NODES:
             raise ValueError(f"env: CSL-UCB scores all 2^N arms; N={n_nodes} is too many (N <= {MAX_ENUMERATED_NODES})")
-        if change_detection == "auto":  # docs/csl-ucb.md (c): detection only in piecewise-stationary worlds
-            declared = getattr(getattr(env, "unwrapped", env), "piecewise_stationary", False)
+        if change_detection == "auto":  # docs/csl-ucb.md (c): detection only in worlds declared piecewise stationary
+            declared = declared_assumptions(env).piecewise_stationary
             change_detection = "column" if declared is True else "none"
         if change_detection == "graph" and detection_window <= n_nodes:
             raise ValueError(
@@ -362,7 +362,11 @@ class CSLUCB(BanditAgent):
         n_nodes = self.n_nodes
         self.horizon = self.declared_horizon(self._horizon_argument)
         if self.horizon is None:
-            raise ValueError("horizon: the env declares no `horizon`; pass CSL-UCB's horizon=T (kappa anneals to 0 at T)")
+            raise ValueError("horizon: the world declares no horizon (env.unwrapped.assumptions); "
+                             "pass CSL-UCB's horizon=T (kappa anneals to 0 at T)")
+        if self.change_detection != "none" and np.any(self.per_node(self.noise_std) <= 0):
+            raise ValueError("noise_std: the change detectors compare residuals with N(0, sigma^2) and need "
+                             "sigma > 0, the world declares 0; use change_detection=\"none\"")
         self.reward_node = n_nodes - 1
         self.round = 0  # t: rounds played so far (over all learn calls)
         self.history_values = np.zeros((1024, n_nodes))  # X_s, row s-1 for round s
@@ -469,7 +473,8 @@ class CSLUCB(BanditAgent):
                 cached = self._scorers.get((mechanism, node))
                 if cached is None or cached[0] != version:
                     cached = (version, _ColumnScorer(self._column_samples(mechanism, node), node,
-                                                     self.noise_mean, self.k, self.penalty_weight))
+                                                     self.per_node(self.noise_mean)[node], self.k,
+                                                     self.penalty_weight))
                     self._scorers[(mechanism, node)] = cached
                 scorers.append(cached[1])
             graphs[mechanism] = _remove_edges_until_acyclic(scorers)
@@ -481,6 +486,7 @@ class CSLUCB(BanditAgent):
         """(b) step 3.2.1 for every column, reusing a column's fit while its samples and parents
         are unchanged."""
         weights = np.zeros((2, self.n_nodes, self.n_nodes))
+        noise_mean, noise_std = self.per_node(self.noise_mean), self.per_node(self.noise_std)
         for mechanism in range(2):
             for node in range(self.n_nodes):
                 parents = np.flatnonzero(self.graphs[mechanism][:, node])
@@ -488,8 +494,8 @@ class CSLUCB(BanditAgent):
                 cached = self._column_fits.get((mechanism, node))
                 if cached is None or cached[0] != key:
                     samples = self._column_samples(mechanism, node)
-                    fit = estimate_column(samples, parents, node, self.noise_mean, self.noise_std)
-                    residual = samples[:, node] - self.noise_mean - samples[:, parents] @ fit[0]
+                    fit = estimate_column(samples, parents, node, noise_mean[node], noise_std[node])
+                    residual = samples[:, node] - noise_mean[node] - samples[:, parents] @ fit[0]
                     spread = math.sqrt(residual @ residual / max(len(residual) - parents.size, 1))
                     cached = (key, fit, spread)
                     self._column_fits[(mechanism, node)] = cached
@@ -517,7 +523,7 @@ class CSLUCB(BanditAgent):
         samples = self.history_values[self.recent_rows]  # (2, N, W, N)
         # (c) step 2: e_s = X_{i,s} - [B_hat^(b)]_{:,i}^T X_s - nu_i
         loadings = np.eye(self.n_nodes)[None] - self.weights  # column i of (I - B_hat^(b))
-        residuals = np.einsum("bnwj,bjn->bnw", samples, loadings) - self.noise_mean
+        residuals = np.einsum("bnwj,bjn->bnw", samples, loadings) - self.per_node(self.noise_mean)[:, None]
         # (c) steps 3-4, against N(0, sigma^2) with sigma the larger of the known noise std and the
         # column's own fit residual std ("fit", docs/csl-ucb.md (c) and (g) item 3), or the known
         # sigma alone ("known", the paper's)
@@ -596,7 +602,8 @@ class CSLUCB(BanditAgent):
 class CSLUCBNoDetection(CSLUCB):
     """CSL-UCB without change detection (ablation; ``change_detection="none"``)."""
 
-    def __init__(self, policy, env, seed=None, verbose=0, noise_mean=1.0, noise_std=1.0,
+    def __init__(self, policy, env, seed=None, verbose=0,
+                 noise_mean: float | None = None, noise_std: float | None = None,
                  change_detection: str = "none", **hyperparameters):
         super().__init__(policy, env, seed, verbose, noise_mean, noise_std,
                          change_detection=change_detection, **hyperparameters)
@@ -605,7 +612,8 @@ class CSLUCBNoDetection(CSLUCB):
 class CSLUCBGraphDetection(CSLUCB):
     """CSL-UCB with the whole-graph detector and full restarts (ablation; ``change_detection="graph"``)."""
 
-    def __init__(self, policy, env, seed=None, verbose=0, noise_mean=1.0, noise_std=1.0,
+    def __init__(self, policy, env, seed=None, verbose=0,
+                 noise_mean: float | None = None, noise_std: float | None = None,
                  change_detection: str = "graph", **hyperparameters):
         super().__init__(policy, env, seed, verbose, noise_mean, noise_std,
                          change_detection=change_detection, **hyperparameters)

@@ -82,7 +82,7 @@ def dagma_structure(samples, lambda1: float = 0.03, w_threshold: float = 0.3, se
     return remove_cycles_by_weight(weights)
 
 
-def _expected_rewards_all_arms(observational, interventional, noise_mean: float) -> np.ndarray:
+def _expected_rewards_all_arms(observational, interventional, noise_mean) -> np.ndarray:
     """mu_hat_a = [(I - B_a)^{-T} nu]_N for all 2^N arms (arm k = bits of k), reward node last;
     cyclic mixes of the two learned graphs are solved directly, as the reference does."""
     n_nodes = observational.shape[0]
@@ -108,30 +108,33 @@ class ExploreThenCommit(BanditAgent):
     ``learned_structure``; the estimates as ``estimated_observational_weights``,
     ``estimated_interventional_weights`` and ``estimated_rewards`` (all arms).
 
-    Args (beyond :class:`~causalrl.agents.base.BanditAgent`):
-        structure_learner: the structure learner; only ``"dagma"`` (the ``dagma`` package, an
-            optional extra: ``pip install -e '.[structure]'``). Default ``"dagma"``.
-        explore_rounds: rounds per exploration block, so the agent commits after
-            2 * explore_rounds rounds. Default 300 (the reference code).
-        lambda1: L1 penalty weight of DAGMA. Default 0.03 (docs/csl-ucb.md (d), DAGMA notes; the
-            sibling repository uses 0.02).
-        w_threshold: learned weights with |w| below this are removed. Default 0.3.
-        refit_weights: if True, re-estimate each node's weights by OLS of (X_i - nu_i) on its
-            learned parents (no intercept, as CSL-UCB does) instead of using the learner's
-            L1-shrunk weights. Default False: the reference uses the learner's weights directly.
-        change_detection: ``"none"`` (stationary worlds) or ``"graph"``: after committing, the
-            whole-graph detector of docs/csl-ucb.md (c) on the last ``detection_window`` samples; when
-            it fires, the agent discards everything and starts exploring again (full restart).
-            Default ``"none"``.
-        detection_window: samples the detector uses. Default 20. Must exceed N.
-        detection_threshold: the detector fires when the log-likelihood ratio per sample and
-            node exceeds this. Default 20.
-        learner_kwargs: extra keyword arguments for ``DagmaLinear.fit`` (``T``, ``warm_iter``,
-            ``max_iter``, ``lr``, ...). Default None: the package's (= the DAGMA paper's)
-            defaults, which take about 3 s per fit at N = 10 on a 2-core machine.
+    :param policy, env, seed, verbose, noise_mean, noise_std: as
+        :class:`~causalrl.agents.base.BanditAgent` (nu and sigma default to the world's declared
+        values).
+    :param structure_learner: the structure learner; only ``"dagma"`` (the ``dagma`` package, an
+        optional extra: ``pip install -e '.[structure]'``). Default ``"dagma"``.
+    :param explore_rounds: rounds per exploration block, so the agent commits after
+        2 * explore_rounds rounds. Default 300 (the reference code).
+    :param lambda1: L1 penalty weight of DAGMA. Default 0.03 (docs/csl-ucb.md (d), DAGMA notes;
+        the sibling repository uses 0.02).
+    :param w_threshold: learned weights with |w| below this are removed. Default 0.3.
+    :param refit_weights: if True, re-estimate each node's weights by OLS of (X_i - nu_i) on its
+        learned parents (no intercept, as CSL-UCB does) instead of using the learner's L1-shrunk
+        weights. Default False: the reference uses the learner's weights directly.
+    :param change_detection: ``"none"`` (stationary worlds) or ``"graph"``: after committing, the
+        whole-graph detector of docs/csl-ucb.md (c) on the last ``detection_window`` samples;
+        when it fires, the agent discards everything and starts exploring again (full restart).
+        Default ``"none"``.
+    :param detection_window: samples the detector uses; must exceed N. Default 20.
+    :param detection_threshold: the detector fires when the log-likelihood ratio per sample and
+        node exceeds this. Default 20.
+    :param learner_kwargs: extra keyword arguments for ``DagmaLinear.fit`` (``T``, ``warm_iter``,
+        ``max_iter``, ``lr``, ...). Default None: the package's (= the DAGMA paper's) defaults,
+        which take about 3 s per fit at N = 10 on a 2-core machine.
     """
 
-    def __init__(self, policy, env, seed=None, verbose=0, noise_mean=1.0, noise_std=1.0,
+    def __init__(self, policy, env, seed=None, verbose=0,
+                 noise_mean: float | None = None, noise_std: float | None = None,
                  structure_learner: str = "dagma", explore_rounds: int = 300, lambda1: float = 0.03,
                  w_threshold: float = 0.3, refit_weights: bool = False, change_detection: str = "none",
                  detection_window: int = 20, detection_threshold: float = 20.0,
@@ -177,6 +180,9 @@ class ExploreThenCommit(BanditAgent):
                 f"detection_window: the whole-graph detector needs more samples than nodes "
                 f"(N={self.n_nodes}), got {self.detection_window}"
             )
+        if self.change_detection == "graph" and np.any(self.per_node(self.noise_std) <= 0):
+            raise ValueError("noise_std: the whole-graph detector divides by sigma^2 and needs sigma > 0, "
+                             "the world declares 0; use change_detection=\"none\"")
         self.restart_steps: list[int] = []  # num_timesteps at which the detector restarted the agent
         self._restart()
 
@@ -237,7 +243,7 @@ class ExploreThenCommit(BanditAgent):
                 parents = np.flatnonzero(weights[:, node])
                 if parents.size:
                     weights[parents, node] = least_squares(
-                        samples[:, parents], samples[:, node] - self.noise_mean
+                        samples[:, parents], samples[:, node] - self.per_node(self.noise_mean)[node]
                     )
         return weights
 

@@ -83,12 +83,15 @@ class LinSEMTS(_OracleParentsLinearModel):
     Each round samples every column ``B~_i ~ N(B_hat_i, posterior_scale * V_i^{-1})`` for both
     mechanisms, evaluates ``mu~_a`` for all 2^N interventions and plays the argmax.
 
-    Args (beyond :class:`~causalrl.agents.base.BanditAgent`):
-        posterior_scale: v, the variance scale of the Gaussian posterior (default 1.0, as in the
-            reference code).
+    :param policy, env, seed, verbose, noise_mean, noise_std: as
+        :class:`~causalrl.agents.base.BanditAgent` (nu and sigma default to the world's declared
+        values).
+    :param posterior_scale: v, the variance scale of the Gaussian posterior. Default 1.0 (as in
+        the reference code).
     """
 
-    def __init__(self, policy, env, seed=None, verbose=0, noise_mean=1.0, noise_std=1.0,
+    def __init__(self, policy, env, seed=None, verbose=0,
+                 noise_mean: float | None = None, noise_std: float | None = None,
                  posterior_scale: float = 1.0):
         if not posterior_scale > 0:
             raise ValueError(f"posterior_scale: must be > 0, got {posterior_scale}")
@@ -114,15 +117,18 @@ class LinSEMUCB(_OracleParentsLinearModel):
     confidence ellipsoid ``||theta - B_hat_i||_{V_i} <= beta``). Plays the arm with the largest
     optimistic reward.
 
-    Args (beyond :class:`~causalrl.agents.base.BanditAgent`):
-        confidence_width: beta. None (default) uses the Abbasi-Yadkori width with delta = 1/T^2,
-            d = the largest in-degree, m = m_B = 1:
-            ``sqrt(2 log(1/delta) + d log(1 + T/d)) + 1``.
-        horizon: T for the default width. None (default) reads the env's declared ``horizon``,
-            so the width never depends on how ``learn`` is called.
+    :param policy, env, seed, verbose, noise_mean, noise_std: as
+        :class:`~causalrl.agents.base.BanditAgent` (nu and sigma default to the world's declared
+        values).
+    :param confidence_width: beta. Default None: the Abbasi-Yadkori width with delta = 1/T^2,
+        d = the largest in-degree, m = m_B = 1: ``sqrt(2 log(1/delta) + d log(1 + T/d)) + 1``.
+    :param horizon: T for the default width. Default None: the world's declared ``horizon``
+        (``env.unwrapped.assumptions``; a contradicting value is a ``ValueError``), so the width
+        never depends on how ``learn`` is called.
     """
 
-    def __init__(self, policy, env, seed=None, verbose=0, noise_mean=1.0, noise_std=1.0,
+    def __init__(self, policy, env, seed=None, verbose=0,
+                 noise_mean: float | None = None, noise_std: float | None = None,
                  confidence_width: float | None = None, horizon: int | None = None):
         if confidence_width is not None and not confidence_width >= 0:
             raise ValueError(f"confidence_width: must be >= 0 or null, got {confidence_width}")
@@ -131,7 +137,8 @@ class LinSEMUCB(_OracleParentsLinearModel):
         super().__init__(policy, env, seed, verbose, noise_mean, noise_std)
         self.horizon = self.declared_horizon(horizon)
         if self.horizon is None and confidence_width is None:
-            raise ValueError("horizon: the env declares no `horizon`; pass horizon=T (or confidence_width)")
+            raise ValueError("horizon: the world declares no horizon (env.unwrapped.assumptions); "
+                             "pass horizon=T (or confidence_width)")
 
     def _beta(self) -> float:
         if self.confidence_width is not None:

@@ -18,12 +18,16 @@ class UCB(BanditAgent):
     ``window`` pulls of arm a (the sliding-window variant for piecewise-stationary worlds; the
     reference uses 10), while ``n_a`` stays the arm's total pull count.
 
-    Args (beyond :class:`~causalrl.agents.base.BanditAgent`):
-        exploration: coefficient of the bonus (default 1.0, as in the paper's code).
-        window: per-arm sliding window of pulls for the mean, or None for all pulls.
+    :param policy, env, seed, verbose, noise_mean, noise_std: as
+        :class:`~causalrl.agents.base.BanditAgent` (nu and sigma default to the world's declared
+        values).
+    :param exploration: coefficient of the bonus. Default 1.0 (as in the paper's code).
+    :param window: per-arm sliding window of pulls for the mean, or None for all pulls. Default
+        None.
     """
 
-    def __init__(self, policy, env, seed=None, verbose=0, noise_mean=1.0, noise_std=1.0,
+    def __init__(self, policy, env, seed=None, verbose=0,
+                 noise_mean: float | None = None, noise_std: float | None = None,
                  exploration: float = 1.0, window: int | None = None):
         if not exploration >= 0:
             raise ValueError(f"exploration: must be >= 0, got {exploration}")

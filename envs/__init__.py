@@ -10,6 +10,10 @@ import importlib
 
 import gymnasium as gym
 
+if __name__ != "causalrl.envs":  # one identity per module (docs/architecture.md, "Where things live")
+    raise ImportError(f"{__name__!r} is the folder of causalrl.envs: import causalrl.envs instead (a second import "
+                      "name would give every class and registration a second copy; docs/architecture.md)")
+
 _EXPORTS = {
     "LinearSEMBandit": "causalrl.envs.bandits", "PiecewiseSEMBandit": "causalrl.envs.bandits",
     "make_instance": "causalrl.envs.bandits", "FactoredLQR": "causalrl.envs.factored",

@@ -1,9 +1,14 @@
-"""Linear-SEM causal bandits, stationary and piecewise stationary (docs/csl-ucb.md (a), (e)).
+"""Linear-SEM causal bandits, stationary and piecewise stationary (docs/bandits.md; the model is
+docs/csl-ucb.md (a), the protocols (e)).
 
 Each round the learner picks which nodes to softly intervene on (``MultiBinary(N)``), observes
 the whole sampled vector X, and is paid the reward node's value. The instance (graph and
 weights) comes from ``instance_seed``; the noise stream from the seed passed to ``reset``, so a
 sweep can hold the instance fixed across agents and seeds.
+
+Each world declares what the papers let a learner know, ``env.unwrapped.assumptions`` (noise mean
+and std, horizon, stationarity; docs/bandits.md "Assumptions"); its graph and weights are ground
+truth, ``env.unwrapped.causal_structure``.
 
 Per-step ``info`` (the contract documented in the README):
     expected_reward          mu_{a_t} of the played intervention (exact, for pseudo-regret)
@@ -15,11 +20,13 @@ Per-step ``info`` (the contract documented in the README):
 from __future__ import annotations
 
 import bisect
+import dataclasses
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from causalrl.core.assumptions import Assumptions
 from causalrl.core.checks import check_int
 from causalrl.core.graph import (
     chain_dag,
@@ -101,7 +108,7 @@ def make_instance(
     observational_weights=None,
     interventional_weights=None,
 ) -> LinearSEM:
-    """Build the ground-truth SEM of one bandit instance."""
+    """Build the ground-truth SEM of one bandit instance (arguments as :class:`LinearSEMBandit`)."""
     if (observational_weights is None) != (interventional_weights is None):
         raise ValueError("observational_weights/interventional_weights: give both matrices or neither")
     check_instance_arguments(n_nodes, instance_seed, generator, edge_prob, weight_low, weight_high,
@@ -132,24 +139,28 @@ def make_instance(
 class LinearSEMBandit(gym.Env):
     """Stationary linear-SEM causal bandit.
 
-    Args:
-        n_nodes: N, number of nodes; the last node is the reward node.
-        instance_seed: seed of the instance generator (graph and weights).
-        generator: "paper" (CSL-UCB's upper-triangular pair, edge prob ``edge_prob``,
-            |w| ~ U(weight_low, weight_high)), "hierarchical" (LinSEM's layered graphs, B' = -B),
-            or "chain"; ignored when both weight matrices are given.
-        noise_mean, noise_std: nu and sigma of the Gaussian noise (scalars or length-N).
-        horizon: rounds per episode (the episode is truncated there).
-        observational_weights, interventional_weights: user-given B and B' (N x N).
+    :param n_nodes: N, number of nodes; the last node is the reward node. Default 10.
+    :param instance_seed: seed of the instance generator (graph and weights). Default 0.
+    :param generator: ``"paper"`` (the CSL-UCB paper's upper-triangular pair, edge probability
+        ``edge_prob``, |w| ~ U(weight_low, weight_high)), ``"hierarchical"`` (the LinSEM paper's
+        layered graphs, B' = -B), or ``"chain"``; ignored when both weight matrices are given.
+        Default ``"paper"``.
+    :param edge_prob: probability of each edge of the ``"paper"`` generator. Default 0.5.
+    :param weight_low: smallest |w| of a generated edge. Default 0.5.
+    :param weight_high: largest |w| of a generated edge. Default 2.0.
+    :param noise_mean: nu, mean of the Gaussian noise (a scalar or length N). Default 1.0.
+    :param noise_std: sigma, its standard deviation (a scalar or length N, >= 0). Default 1.0.
+    :param nodes_per_layer: nodes per layer of the ``"hierarchical"`` generator. Default 3.
+    :param horizon: rounds per episode (the episode is truncated there). Default 1500.
+    :param observational_weights: user-given B (N x N, ``[j, i]`` = j -> i), with
+        ``interventional_weights``. Default None.
+    :param interventional_weights: user-given B' (N x N). Default None.
 
-    Attributes:
-        piecewise_stationary: False; worlds whose mechanisms change over time declare True, and
-            CSL-UCB's ``change_detection="auto"`` switches its change detector on from it.
-        horizon: the declared number of rounds (agents with a schedule read it).
+    Declared to agents (``assumptions``, a :class:`~causalrl.core.assumptions.Assumptions`):
+    ``noise_mean``, ``noise_std``, ``horizon`` and ``piecewise_stationary=False``.
     """
 
     metadata = {"render_modes": []}
-    piecewise_stationary = False
 
     def __init__(
         self,
@@ -178,6 +189,9 @@ class LinearSEMBandit(gym.Env):
             n_nodes, instance_seed, observational_weights=observational_weights,
             interventional_weights=interventional_weights, **self._instance_kwargs,
         ))
+        #: what the papers let a learner know about this world (docs/bandits.md "Assumptions")
+        self.assumptions = Assumptions(noise_mean=self._sem.noise_mean, noise_std=self._sem.noise_std,
+                                       horizon=self.horizon, piecewise_stationary=False)
         n_nodes = self.causal_structure.n_nodes
         self.action_space = spaces.MultiBinary(n_nodes)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n_nodes,), dtype=np.float64)
@@ -244,7 +258,7 @@ class LinearSEMBandit(gym.Env):
 
 
 class PiecewiseSEMBandit(LinearSEMBandit):
-    """Piecewise-stationary linear-SEM bandit (docs/csl-ucb.md (a), (e)).
+    """Piecewise-stationary linear-SEM bandit (docs/bandits.md; docs/csl-ucb.md (a), (e)).
 
     At each round in ``change_points`` a change redraws ``columns_per_change`` node columns
     (sampled with replacement among nodes whose intervention state is the same in every optimal
@@ -252,19 +266,21 @@ class PiecewiseSEMBandit(LinearSEMBandit):
     ``edge_prob``, |w| ~ U(weight_low, weight_high)), repeating until no previously optimal action
     is still optimal. All segments are drawn up front from ``instance_seed``.
 
-    Args (beyond :class:`LinearSEMBandit`):
-        change_points: numbers of rounds after which a new segment starts (strictly increasing,
-            each in (0, horizon)).
-        columns_per_change: n_col, columns redrawn per change.
+    The other arguments are :class:`LinearSEMBandit`'s.
 
-    Declares ``piecewise_stationary = True`` (CSL-UCB's ``change_detection="auto"`` reads it).
+    :param change_points: numbers of rounds after which a new segment starts (strictly
+        increasing, each in (0, horizon)). Default (1500, 3000).
+    :param columns_per_change: n_col, columns redrawn per change. Default 2.
+    :param horizon: rounds per episode. Default 5000.
+
+    Declares ``piecewise_stationary=True`` in its ``assumptions`` (the mechanisms change at
+    rounds the learner is not told), so learners that detect changes know to run a detector.
     """
-
-    piecewise_stationary = True
 
     def __init__(self, change_points=(1500, 3000), columns_per_change: int = 2, horizon: int = 5000, **kwargs):
         check_int(kwargs.get("instance_seed", 0), "instance_seed", minimum=0)  # seeds the change draws
         super().__init__(horizon=horizon, **kwargs)
+        self.assumptions = dataclasses.replace(self.assumptions, piecewise_stationary=True)
         points = [int(point) for point in change_points]
         if any(b <= a for a, b in zip(points, points[1:])) or any(p <= 0 or p >= self.horizon for p in points):
             raise ValueError(

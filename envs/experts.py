@@ -73,14 +73,13 @@ LQR_EXPERT_SCORES = {"weak": 0.304, "medium": 0.606, "strong": 0.903, "optimal":
 class LQRExpert:
     """Analytic expert for :class:`causalrl.envs.factored.FactoredLQR` (see the module docstring).
 
-    Args:
-        env: a FactoredLQR, or any env/wrapper whose ``unwrapped`` is one.
-        level: a name of ``LQR_EXPERT_LEVELS`` (sets ``gain_scale`` and ``action_noise``), or
-            None to pass them directly. Default None.
-        gain_scale: multiplies the optimal gain in the acting policy. Default 1.0.
-        action_noise: std of the Gaussian noise added to the acting policy's action. Default 0.
-        discount: g of the judging Q function. Default 0.99 (docs/rlif.md (b) table).
-        seed: seed of the acting noise (``seed()`` reseeds it). Default None.
+    :param env: a FactoredLQR, or any env/wrapper whose ``unwrapped`` is one.
+    :param level: a name of ``LQR_EXPERT_LEVELS`` (sets ``gain_scale`` and ``action_noise``), or
+        None to pass them directly. Default None.
+    :param gain_scale: multiplies the optimal gain in the acting policy. Default 1.0.
+    :param action_noise: std of the Gaussian noise added to the acting policy's action. Default 0.
+    :param discount: g of the judging Q function. Default 0.99 (docs/rlif.md (b) table).
+    :param seed: seed of the acting noise (``seed()`` reseeds it). Default None.
     """
 
     def __init__(self, env, level: str | None = None, gain_scale: float = 1.0, action_noise: float = 0.0,
@@ -158,15 +157,14 @@ class LQRExpert:
 class PolicyExpert:
     """Expert from a trained SB3 off-policy model (see the module docstring).
 
-    Args:
-        model: the acting policy, an SB3 off-policy algorithm (SAC, TD3, RLIF ...).
-        noise: std of the Gaussian noise added to the deterministic action, in [-1, 1]-scaled
-            action units; the sub-optimality knob. Default 0.
-        aggregate: ``"min"`` (default, SAC/TD3 twin heads) or ``"mean"`` (ensembles) over the
-            critic's Q heads.
-        seed: seed of the acting noise. Default None.
-        reference: the judging model (pi_ref, Q^{pi_ref}), an SB3 off-policy algorithm with a
-            ``critic`` and the same spaces as ``model``; None (default) judges with ``model``.
+    :param model: the acting policy, an SB3 off-policy algorithm (SAC, TD3, RLIF ...).
+    :param noise: std of the Gaussian noise added to the deterministic action, in [-1, 1]-scaled
+        action units; the sub-optimality knob. Default 0.
+    :param aggregate: ``"min"`` (default, SAC/TD3 twin heads) or ``"mean"`` (ensembles) over the
+        critic's Q heads.
+    :param seed: seed of the acting noise. Default None.
+    :param reference: the judging model (pi_ref, Q^{pi_ref}), an SB3 off-policy algorithm with a
+        ``critic`` and the same spaces as ``model``; None (default) judges with ``model``.
     """
 
     def __init__(self, model, noise: float = 0.0, aggregate: str = "min", seed: int | None = None, reference=None):
@@ -247,10 +245,9 @@ class JudgedExpert:
     :class:`PolicyExpert` around a trained SAC judging: the paper's setting, where the judge is
     a trained agent rather than the exact optimal Q.
 
-    Args:
-        acting: an object with ``act(observation)`` (and optionally ``seed``).
-        judge: an :class:`causalrl.core.protocols.Expert` whose ``q_value`` (and
-            ``reference_action`` when it has one) judge the learner.
+    :param acting: an object with ``act(observation)`` (and optionally ``seed``).
+    :param judge: an :class:`causalrl.core.protocols.Expert` whose ``q_value`` (and
+        ``reference_action`` when it has one) judge the learner.
     """
 
     def __init__(self, acting, judge):

@@ -47,6 +47,7 @@ import numpy as np
 from gymnasium import spaces
 from scipy.linalg import solve_discrete_are
 
+from causalrl.core.assumptions import Assumptions
 from causalrl.core.checks import check_action, check_int
 from causalrl.core.structure import FactoredStructure
 
@@ -112,18 +113,24 @@ def _expected_quadratic_returns(dynamics, cost, covariance, action_cost_term, no
 class FactoredLQR(gym.Env):
     """Linear-quadratic factored MDP with relevant and distractor blocks (see module docstring).
 
-    Args:
-        n_relevant_states: state dimensions that carry cost (>= 1).
-        n_distractor_states: reward-irrelevant state dimensions (>= 0).
-        n_relevant_actions: action dimensions that carry cost and drive the relevant states (>= 1).
-        n_irrelevant_actions: action dimensions that drive only the distractors (>= 0).
-        horizon: steps per episode (truncation; the env never terminates).
-        noise_std: standard deviation of the Gaussian transition noise.
-        initial_state_std: standard deviation of every initial state dimension.
-        state_cost: q, the cost weight of each relevant state dimension.
-        action_cost: c, the cost weight of each relevant action dimension (> 0).
-        edge_prob: probability of each optional within-block edge of the sparse masks.
-        instance_seed: seed of the dynamics matrices (the noise comes from ``reset``'s seed).
+    :param n_relevant_states: state dimensions that carry cost (>= 1). Default 3.
+    :param n_distractor_states: reward-irrelevant state dimensions (>= 0). Default 4.
+    :param n_relevant_actions: action dimensions that carry cost and drive the relevant states
+        (>= 1). Default 2.
+    :param n_irrelevant_actions: action dimensions that drive only the distractors (>= 0).
+        Default 2.
+    :param horizon: steps per episode (truncation; the env never terminates). Default 50.
+    :param noise_std: standard deviation of the Gaussian transition noise. Default 0.1.
+    :param initial_state_std: standard deviation of every initial state dimension. Default 1.0.
+    :param state_cost: q, the cost weight of each relevant state dimension. Default 1.0.
+    :param action_cost: c, the cost weight of each relevant action dimension (> 0). Default 0.1.
+    :param edge_prob: probability of each optional within-block edge of the sparse masks.
+        Default 0.5.
+    :param instance_seed: seed of the dynamics matrices (the noise comes from ``reset``'s seed).
+        Default 0.
+
+    Declares its ``horizon`` to agents (``assumptions``, a
+    :class:`~causalrl.core.assumptions.Assumptions`).
     """
 
     metadata = {"render_modes": []}
@@ -158,6 +165,8 @@ class FactoredLQR(gym.Env):
         if self.edge_prob > 1:
             raise ValueError(f"edge_prob: must lie in [0, 1], got {edge_prob!r}")
         self.instance_seed = check_int(instance_seed, "instance_seed", minimum=0)
+        #: what a learner may know about this world (docs/bandits.md "Assumptions")
+        self.assumptions = Assumptions(horizon=self.horizon)
 
         r, d = self.n_relevant_states, self.n_distractor_states
         ra, ia = self.n_relevant_actions, self.n_irrelevant_actions

@@ -35,7 +35,7 @@ expert-driven stretch with no -1. With ``hand_back=False`` the first action is c
 once. ``"random"`` draws every step independently either way (docs/rlif.md (g) 7). While the
 expert controls, the executed action is ``expert.act(s)``; the learner's action is ignored.
 Rewards are the wrapped env's (the task reward) and are passed through unchanged: learners
-that must not see them (RLIF) ignore them. Per-step ``info`` (DESIGN.md contract):
+that must not see them (RLIF) ignore them. Per-step ``info`` (the contract of docs/rlif.md (c)):
 
     intervened            the expert executed this step's action
     intervention_started  the expert took over at this step after a learner-controlled step
@@ -125,31 +125,30 @@ def calibrate_delta(env: gym.Env, expert: Expert, quantile: float = 0.5, n_state
 class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """An expert that watches the learner and takes over (see the module docstring).
 
-    Args:
-        env: the env to wrap (continuous ``Box`` actions).
-        expert: an :class:`causalrl.core.protocols.Expert` for this env.
-        strategy: ``"value"`` (default), ``"random"``, ``"distance"`` or ``"none"``.
-        threshold_form: ``"additive"`` (default), ``"relative"`` or ``"relative-raw"``.
-        delta: delta of the additive form, in Q units (>= 0; smaller is more eager), or
-            ``"auto"``: calibrated by :func:`calibrate_delta` at construction (which resets and
-            steps ``env``). Default 0.5.
-        delta_quantile: the quantile of ``"auto"``. Default 0.5 (a uniformly random action
-            counts as bad half the time on the reference's own states).
-        calibration_steps: states the reference visits for ``"auto"``. Default 200.
-        alpha: alpha of the relative forms. Default 0.97 (docs/rlif.md (c)).
-        beta: probability of taking over after a bad action (1 - beta after a good one).
-            Default 0.95.
-        takeover_steps: k, steps the expert keeps control. Default None: 4 for ``"value"`` and
-            ``"distance"``, 1 for ``"random"`` (the code's per-step draws), as the reference code.
-        rate: p, the per-step takeover probability of ``"random"``. Default 0.5.
-        reference: ``"reference"`` (default: a_ref = pi_ref's action, ``expert.reference_action``
-            when it has one) or ``"expert"`` (a_ref = the acting expert's action).
-        sample_reference: a_ref is a sample of pi_ref (default True, as the reference code's
-            value test) or its mode (False). An expert whose pi_ref is deterministic (the LQR
-            oracle) gives the same action either way.
-        distance_threshold: L1 threshold of ``"distance"``. Default 1.0.
-        hand_back: execute the learner's first action after a takeover unchecked (module
-            docstring; ``"value"`` and ``"distance"``). Default True.
+    :param env: the env to wrap (continuous ``Box`` actions).
+    :param expert: an :class:`causalrl.core.protocols.Expert` for this env.
+    :param strategy: ``"value"`` (default), ``"random"``, ``"distance"`` or ``"none"``.
+    :param threshold_form: ``"additive"`` (default), ``"relative"`` or ``"relative-raw"``.
+    :param delta: delta of the additive form, in Q units (>= 0; smaller is more eager), or
+        ``"auto"``: calibrated by :func:`calibrate_delta` at construction (which resets and
+        steps ``env``). Default 0.5.
+    :param delta_quantile: the quantile of ``"auto"``. Default 0.5 (a uniformly random action
+        counts as bad half the time on the reference's own states).
+    :param calibration_steps: states the reference visits for ``"auto"``. Default 200.
+    :param alpha: alpha of the relative forms. Default 0.97 (docs/rlif.md (c)).
+    :param beta: probability of taking over after a bad action (1 - beta after a good one).
+        Default 0.95.
+    :param takeover_steps: k, steps the expert keeps control. Default None: 4 for ``"value"`` and
+        ``"distance"``, 1 for ``"random"`` (the code's per-step draws), as the reference code.
+    :param rate: p, the per-step takeover probability of ``"random"``. Default 0.5.
+    :param reference: ``"reference"`` (default: a_ref = pi_ref's action, ``expert.reference_action``
+        when it has one) or ``"expert"`` (a_ref = the acting expert's action).
+    :param sample_reference: a_ref is a sample of pi_ref (default True, as the reference code's
+        value test) or its mode (False). An expert whose pi_ref is deterministic (the LQR
+        oracle) gives the same action either way.
+    :param distance_threshold: L1 threshold of ``"distance"``. Default 1.0.
+    :param hand_back: execute the learner's first action after a takeover unchecked (module
+        docstring; ``"value"`` and ``"distance"``). Default True.
     """
 
     def __init__(self, env: gym.Env, expert: Expert, strategy: str = "value", threshold_form: str = "additive",
@@ -323,16 +322,17 @@ class FactoredLQRIntervention(gym.Env):
     preset's SAC): its critic gives Q and its policy the reference action, as in the paper,
     whose judges are trained agents.
 
-    Args:
-        expert_level: a name of ``causalrl.envs.experts.LQR_EXPERT_LEVELS``. Default ``"medium"``.
-        expert_discount: discount of the oracle judge's Q. Default 0.99.
-        judge: ``"oracle"`` (default) or the path of a saved SB3 model (``.zip`` or a run
-            directory holding ``model.zip``) trained on FactoredLQR with the same world arguments.
-        judge_algorithm: the SB3 class of ``judge``: ``"sac"`` (default), ``"td3"`` or ``"ddpg"``.
-        strategy, threshold_form, delta, alpha, beta, takeover_steps, rate, reference,
-            distance_threshold, hand_back, sample_reference, delta_quantile: as for
-            :class:`InterventionWrapper` (same defaults).
-        **world_kwargs: FactoredLQR's arguments (``n_relevant_states``, ``horizon`` ...).
+    :param expert_level: a name of ``causalrl.envs.experts.LQR_EXPERT_LEVELS``. Default ``"medium"``.
+    :param expert_discount: discount of the oracle judge's Q. Default 0.99.
+    :param judge: ``"oracle"`` (default) or the path of a saved SB3 model (``.zip`` or a run
+        directory holding ``model.zip``) trained on FactoredLQR with the same world arguments.
+    :param judge_algorithm: the SB3 class of ``judge``: ``"sac"`` (default), ``"td3"`` or ``"ddpg"``.
+    :param world_kwargs: FactoredLQR's arguments (``n_relevant_states``, ``horizon`` ...).
+
+    The intervention arguments (``strategy``, ``threshold_form``, ``delta``, ``alpha``, ``beta``,
+    ``takeover_steps``, ``rate``, ``reference``, ``distance_threshold``, ``hand_back``,
+    ``sample_reference``, ``delta_quantile``) are :class:`InterventionWrapper`'s, with the same
+    defaults.
     """
 
     metadata = {"render_modes": []}

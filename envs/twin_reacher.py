@@ -102,13 +102,13 @@ def _structure() -> FactoredStructure:
 class TwinReacher(gym.Env):
     """Two independent 2-link arms; reward from arm A only (see the module docstring).
 
-    Args:
-        horizon: steps per episode (truncation).
-        frame_skip: MuJoCo steps (0.01 s each) per env step.
-        distance_weight: weight of the fingertip-target distance of arm A.
-        control_weight: weight of the squared motor commands of arm A.
-        distance: ``"squared"`` (default: squared distance before the step) or ``"plain"``
-            (the distance after the step, as gymnasium's Reacher; see the module docstring).
+    :param horizon: steps per episode (truncation). Default 50.
+    :param frame_skip: MuJoCo steps (0.01 s each) per env step. Default 2.
+    :param distance_weight: weight of the fingertip-target distance of arm A. Default 10.0.
+    :param control_weight: weight of the squared motor commands of arm A. Default 0.1.
+    :param distance: ``"squared"`` (squared distance before the step) or ``"plain"`` (the
+        distance after the step, as gymnasium's Reacher; see the module docstring). Default
+        ``"squared"``.
     """
 
     metadata = {"render_modes": []}

@@ -39,12 +39,12 @@ _STREAM_SALT = 0xD157
 class DistractorWrapper(gym.Wrapper):
     """Append reward-irrelevant distractor dimensions to a 1-D Box observation.
 
-    Args:
-        env: the env to wrap; its observation space must be a 1-D ``Box``.
-        n_distractors: number of appended dimensions (>= 1).
-        kind: ``"gaussian"``, ``"random-walk"`` or ``"ar1"`` (see the module docstring).
-        scale: standard deviation of the distractors' noise (> 0).
-        rho: AR(1) coefficient in [0, 1) (``kind="ar1"`` only).
+    :param env: the env to wrap; its observation space must be a 1-D ``Box``.
+    :param n_distractors: number of appended dimensions (>= 1).
+    :param kind: ``"gaussian"``, ``"random-walk"`` or ``"ar1"`` (see the module docstring).
+        Default ``"gaussian"``.
+    :param scale: standard deviation of the distractors' noise (> 0). Default 1.0.
+    :param rho: AR(1) coefficient in [0, 1) (``kind="ar1"`` only). Default 0.9.
     """
 
     def __init__(self, env: gym.Env, n_distractors: int, kind: str = "gaussian", scale: float = 1.0, rho: float = 0.9):
@@ -111,9 +111,9 @@ class DistractorVariant(gym.Env):
     presented as one env, so ``env.unwrapped.causal_structure`` is the composed ground truth
     (what the runner scores against). Headless: no rendering.
 
-    Args:
-        env_id: the inner env's registered id (fixed by each registration).
-        n_distractors, kind, scale, rho: as for :class:`DistractorWrapper`.
+    :param env_id: the inner env's registered id (fixed by each registration).
+    :param n_distractors: as for :class:`DistractorWrapper`. Default 20.
+    :param kind, scale, rho: as for :class:`DistractorWrapper` (same defaults).
     """
 
     metadata = {"render_modes": []}

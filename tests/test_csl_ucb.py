@@ -199,7 +199,10 @@ def test_a_column_is_tested_only_once_its_fit_has_enough_samples_per_candidate(m
 def test_horizon_comes_from_the_env_or_the_argument():
     env = gym.make("causalrl/LinearSEMBandit-v0", n_nodes=4, instance_seed=0, horizon=321)
     assert CSLUCB("BanditPolicy", env).horizon == 321
-    assert CSLUCB("BanditPolicy", env, horizon=50).horizon == 50
+    assert CSLUCB("BanditPolicy", env, horizon=321).horizon == 321
+    # an argument that contradicts the world's declared horizon is refused (docs/bandits.md "Assumptions")
+    with pytest.raises(ValueError, match="^horizon: the world declares horizon=321 but the agent was given 50;"):
+        CSLUCB("BanditPolicy", env, horizon=50)
 
     class NoHorizon(gym.Env):
         action_space = gym.spaces.MultiBinary(3)

@@ -1,3 +1,4 @@
 """The numpy kernel: graphs, linear SEMs, statistics, mutual information, structure types and
-metrics, protocols shared by worlds and learners, and registries (mechanism only). It imports no
-torch, Stable-Baselines3, matplotlib or gymnasium."""
+metrics, the assumptions a world declares to its agents, protocols shared by worlds and
+learners, and registries (mechanism only). It imports no torch, Stable-Baselines3, matplotlib
+or gymnasium."""

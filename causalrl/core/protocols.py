@@ -1,4 +1,4 @@
-"""Protocols that worlds and learners share without importing each other (DESIGN.md, layers).
+"""Protocols that worlds and learners share without importing each other (docs/architecture.md).
 
 ``Expert`` (docs/rlif.md (a), (c)): a policy that can take over control and judge the learner.
 Implementations live in ``envs/experts.py`` (analytic LQR experts, trained SB3 policies);

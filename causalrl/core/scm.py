@@ -263,12 +263,11 @@ def _as_node_vector(value, n_nodes: int, name: str) -> np.ndarray:
 class LinearSEM:
     """A linear SEM with observational and interventional mechanisms.
 
-    Attributes:
-        observational_weights: B, (N, N), ``[j, i]`` = weight of j -> i without intervention.
-        interventional_weights: B', (N, N), the weights of node i's column when i is intervened.
-        noise_mean: nu, length N (a scalar broadcasts).
-        noise_std: sigma, length N, every entry >= 0 (a scalar broadcasts).
-        reward_node: index of the reward node (default: the last node).
+    :ivar observational_weights: B, (N, N), ``[j, i]`` = weight of j -> i without intervention.
+    :ivar interventional_weights: B', (N, N), the weights of node i's column when i is intervened.
+    :ivar noise_mean: nu, length N (a scalar broadcasts).
+    :ivar noise_std: sigma, length N, every entry >= 0 (a scalar broadcasts).
+    :ivar reward_node: index of the reward node (default: the last node).
     """
 
     observational_weights: np.ndarray
