@@ -18,13 +18,15 @@ keyword arguments, where ``__`` stands for the dot (``env__n_nodes=8``, ``agents
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from causalrl.experiment.config import RunConfig, configs_from, load_experiment
 
-__all__ = ["Result", "Results", "run", "resume", "sweep", "tune", "report", "graph", "configs", "catalog"]
+__all__ = ["BenchOutcome", "Result", "Results", "bench", "catalog", "configs", "graph", "report", "resume", "run", "sweep",
+           "tune"]
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,12 @@ def run(config_or_preset=None, *overrides: str, progress: bool | None = False, v
     return results[0] if len(results) == 1 else results
 
 
-def resume(run_dir, verbose: bool = False, progress: bool | None = None) -> Result:
-    """Continue an interrupted run from its newest checkpoint (``causalrl run --resume``)."""
+def resume(run_dir, verbose: bool = False, progress: bool | None = None, trust_models: bool = False) -> Result:
+    """Continue an interrupted run from its newest checkpoint (``causalrl run --resume``);
+    ``trust_models`` is ``--trust-models`` (README, Pickles)."""
     from causalrl.experiment.run.runner import resume as resume_one
 
-    outcome = resume_one(Path(run_dir), verbose=verbose, progress_bar=progress)
+    outcome = resume_one(Path(run_dir), verbose=verbose, progress_bar=progress, trust_models=trust_models)
     return _result(outcome.config, outcome)
 
 
@@ -156,6 +159,75 @@ def tune(file_or_preset, n_trials: int | None = None, evaluate: bool = True, pro
                     progress=progress, **options)
 
 
+@dataclass
+class BenchOutcome:
+    """One suite at one tier (``causalrl bench``): its folder, the exact command that reproduces
+    it, each stage's sweep outcome (in order), the report and the leaderboard of the compared
+    stages (``leaderboard.markdown``, ``.csv``, ``.png``, ``.rows``, ``.text``; None when no stage
+    is compared)."""
+
+    suite: str
+    tier: str
+    directory: Path
+    command: str
+    stages: list = field(repr=False)
+    report: object = field(default=None, repr=False)
+    leaderboard: object = field(default=None, repr=False)
+
+    @property
+    def failed(self) -> dict[str, dict]:
+        """``<sweep name>/<trial>`` -> record of every failed trial of every stage."""
+        return {f"{stage.directory.name}/{name}": record for stage in self.stages for name, record in stage.failed.items()}
+
+
+def _bench_command(source: str, tier: str, output_dir, reps: int) -> str:
+    parts = ["causalrl", "bench", source, "--tier", tier]
+    if output_dir is not None:
+        parts += ["--output-dir", str(output_dir)]
+    if reps != 2000:
+        parts += ["--reps", str(reps)]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def _bench_title(suite) -> str:
+    return f"{suite.name} ({suite.tier} tier)" + (f"; docs: {suite.docs}" if suite.docs else "")
+
+
+def bench(suite: str | Path, tier: str = "standard", workers: int | None = None, progress: bool = False,
+          output_dir: str | Path | None = None, reps: int = 2000) -> BenchOutcome | list[BenchOutcome]:
+    """Run a benchmark suite (``causalrl bench``): its stages' sweeps in order into
+    ``<output_dir>/bench/<suite>/<tier>/``, then the report and the leaderboard of the compared
+    stages. ``suite``: a suite name (preset ``bench-<suite>``, see ``causalrl list``), a suite YAML
+    file, or ``"all"`` (every shipped suite in turn; a list, one :class:`BenchOutcome` each; every
+    suite file is checked before the first runs). Running it again skips finished trials."""
+    # deferred like every command's machinery: `import causalrl` and `causalrl list` stay light (no torch)
+    from causalrl.experiment.analysis.leaderboard import write_leaderboard
+    from causalrl.experiment.analysis.report import write_report
+    from causalrl.experiment.batch.bench import load_suite, run_suite, suite_names
+
+    if reps < 100:  # before anything runs (the report refuses it too, but only after the sweeps)
+        raise ValueError(f"--reps: use at least 100 bootstrap replicates, got {reps}")
+    sources = suite_names() if str(suite) == "all" else [str(suite)]
+    if not sources:
+        raise ValueError("bench all: no suites are shipped (presets bench-*.yaml)")
+    suites = [load_suite(source, tier, output_dir) for source in sources]
+    names = [each.name for each in suites]
+    for name in {name for name in names if names.count(name) > 1}:
+        raise ValueError(f"bench all: two suite files have `bench: {name}`; give each suite its own name")
+    outcomes = []
+    for each in suites:
+        stages = run_suite(each, workers=workers, progress=progress)
+        command = _bench_command(each.source, tier, output_dir, reps)
+        outcome = BenchOutcome(each.name, tier, each.directory, command, stages)
+        dirs = [each.sweep_dir(stage) for stage in each.compared]
+        if dirs:
+            outcome.report = write_report(dirs, out=each.directory / "report", reps=reps, progress=progress)
+            outcome.leaderboard = write_leaderboard(dirs, out=each.directory, baseline=each.baseline, metrics=list(each.metrics),
+                                                    reps=reps, title=_bench_title(each), command=command)
+        outcomes.append(outcome)
+    return outcomes if str(suite) == "all" else outcomes[0]
+
+
 def report(*dirs, out: str | Path | None = None, reps: int = 2000, progress: bool = False):
     """Aggregate run or sweep directories (``causalrl report``); returns the Report (``.markdown``,
     ``.csv``, ``.plots``, ``.table``: the rows of final_metrics.csv). ``dirs`` may be paths, lists
@@ -173,7 +245,7 @@ def report(*dirs, out: str | Path | None = None, reps: int = 2000, progress: boo
 
 def graph(run_dir, checkpoint: int | str | None = None, out: str | Path | None = None, dot: bool = False) -> list[Path]:
     """Redraw a run's learned graph over the true one (``causalrl graph``); returns the files."""
-    from causalrl.experiment.figures.graphs import redraw_graph
+    from causalrl.experiment.analysis.graphs import redraw_graph
 
     return redraw_graph(run_dir.run_dir if isinstance(run_dir, Result) else run_dir, checkpoint, out, dot)
 

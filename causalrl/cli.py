@@ -1,8 +1,10 @@
-"""``causalrl`` command line: run | list | sweep | tune | report | graph (docs/cli.md).
+"""``causalrl`` command line: run | list | sweep | tune | bench | report | graph (docs/cli.md).
 
 Errors in what the user gave (config, overrides, graphs, files) print one line
-``causalrl: error: ...`` and exit with status 2; a run stopped by a NaN/inf prints one line and
-exits with status 1; ``--debug`` shows the traceback instead.
+``causalrl: error: ...`` and exit with status 2 before anything ran; a run that started and
+failed (a NaN/inf, an error or ``sys.exit`` in plugin code, a full disk; status.json says
+failed) prints one line and exits with status 1; a complete run exits 0 (docs/runner.md, exit
+codes); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ USER_ERRORS = (ValueError, KeyError, OSError, yaml.YAMLError)
 
 
 def _error_text(error: BaseException) -> str:
-    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    return " ".join(str(text).split())
+    from causalrl.experiment.config import one_line  # only on the error path: --help stays light
+
+    return one_line(error, with_type=False)
 
 
 def _summary_line(result) -> str:
@@ -37,12 +40,12 @@ def _command_run(args) -> int:
         if args.config is not None or args.overrides:
             given = " ".join([args.config or "", *args.overrides]).strip()
             raise ValueError(f"--resume: give only the run directory (its config.yaml fixes the run), not {given!r}")
-        result = api.resume(args.resume, verbose=args.verbose, progress=progress)
+        result = api.resume(args.resume, verbose=args.verbose, progress=progress, trust_models=args.trust_models)
         print(result.run_dir, flush=True)
         print(_summary_line(result))
         return 0
     # the config's own progress_bar unless --no-progress
-    configs = api.configs(args.config, *args.overrides)
+    configs = api.configs(args.config, *args.overrides, *(["trust_models=true"] if args.trust_models else []))
     if args.no_progress:
         configs = [type(config)(**{**config.__dict__, "progress_bar": False}) for config in configs]
     lines = []
@@ -91,6 +94,30 @@ def _command_tune(args) -> int:
     return 0
 
 
+def _command_bench(args) -> int:
+    from causalrl import api
+
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers: must be >= 1, got {args.workers}")
+    outcomes = api.bench(args.suite, tier=args.tier, workers=args.workers, progress=not args.no_progress,
+                         output_dir=args.output_dir, reps=args.reps)
+    outcomes = outcomes if isinstance(outcomes, list) else [outcomes]
+    for outcome in outcomes:
+        print(f"bench {outcome.suite} ({outcome.tier} tier): {outcome.directory}")
+        for stage in outcome.stages:
+            skipped = sum(1 for record in stage.records.values() if record.get("skipped"))
+            print(f"  sweep {stage.directory.name}: {len(stage.records)} trials, {len(stage.records) - len(stage.failed)} ok "
+                  f"({skipped} already finished), {len(stage.failed)} failed")
+        for name, record in outcome.failed.items():
+            print(f"  FAILED {name}: {record['error']}")
+        if outcome.leaderboard is not None:
+            board = outcome.leaderboard
+            print(board.text)
+            print(f"leaderboard: {board.markdown}  table: {board.csv}  plot: {board.png}  report: {outcome.report.markdown}")
+        print(f"reproduce: {outcome.command}")
+    return 1 if any(outcome.failed for outcome in outcomes) else 0
+
+
 def _command_report(args) -> int:
     from causalrl import api
 
@@ -120,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. seed=3 agent.exploration=2")
     run_parser.add_argument("--verbose", action="store_true", help="print every logged row")
     run_parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run_parser.add_argument("--trust-models", action="store_true",
+                            help="load the SB3 model files of the config or of --resume's checkpoint with SB3's own "
+                                 "loader, which unpickles them and can run code (README, Pickles): only files you trust")
     run_parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                             help="continue an interrupted run from its last checkpoint (its config.yaml fixes the rest)")
     run_parser.set_defaults(handler=_command_run)
@@ -148,6 +178,15 @@ def _parser() -> argparse.ArgumentParser:
     tune_parser.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation of best vs default")
     tune_parser.add_argument("--no-progress", action="store_true", help="hide the progress line")
     tune_parser.set_defaults(handler=_command_tune)
+    bench_parser = commands.add_parser("bench", help="a benchmark suite: its sweeps, report and leaderboard (bench-* presets)")
+    bench_parser.add_argument("suite", help="suite name (preset bench-NAME), suite YAML file, or all")
+    bench_parser.add_argument("--tier", choices=["smoke", "standard", "full"], default="standard",
+                              help="smoke (seconds, checks the pipeline), standard (the published numbers) or full")
+    bench_parser.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    bench_parser.add_argument("--output-dir", default=None, help="parent of bench/<suite>/<tier> (default: runs)")
+    bench_parser.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    bench_parser.add_argument("--no-progress", action="store_true", help="hide the progress lines")
+    bench_parser.set_defaults(handler=_command_bench)
     report_parser = commands.add_parser("report", help="IQM + 95%% CI tables and curves of runs, sweeps or several sweeps")
     report_parser.add_argument("dirs", nargs="+", help="run directories, sweep directories or any folders holding them")
     report_parser.add_argument("--out", default=None, help="output folder (default: DIR/report for one DIR, else ./report)")
@@ -189,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("causalrl: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as error:
+        from causalrl.experiment.run.rundir import RunFailed  # a run that started and failed: status 1
+
+        if debug or not isinstance(error, RunFailed):
+            raise
+        print(f"causalrl: error: {_error_text(error)}", file=sys.stderr)
+        return 1
     except ArithmeticError as error:
         from causalrl.experiment.run.checkpoints import (
             NonFiniteError,  # a run that diverged: the guard's one line, exit 1

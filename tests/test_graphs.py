@@ -15,7 +15,8 @@ from causalrl.cli import main
 from causalrl.core.metrics import edge_classes, structure_metrics
 from causalrl.experiment.analysis.report import write_report
 from causalrl.experiment.config import AgentConfig, EnvConfig, RunConfig
-from causalrl.experiment.figures.graphs import draw_structure, read_history, to_dot, to_networkx
+from causalrl.experiment.figures.graphs import draw_structure, to_dot, to_networkx
+from causalrl.experiment.run.history import read_history
 from causalrl.experiment.run.runner import run
 
 # a 4-node truth: 0 -> 1 -> 3, 0 -> 2 -> 3

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from causalrl.cli import main
-from causalrl.experiment.analysis.report import find_runs
+from causalrl.experiment.analysis.runs import find_runs
 from causalrl.experiment.config import load_experiment
 from causalrl.experiment.run.rundir import is_complete
 from causalrl.experiment.run.runner import run
@@ -260,7 +260,7 @@ def test_nan_observation_is_named(in_tmp, monkeypatch, capsys):
     assert "non-finite observation" in error and "at step 130;" in error and "(resume from step 100)" in error, error
 
     # report and sweep see a failed run, never a finished one
-    from causalrl.experiment.analysis.report import find_runs
+    from causalrl.experiment.analysis.runs import find_runs
     from causalrl.experiment.run.rundir import is_complete
 
     (record,) = find_runs([in_tmp / "runs"])

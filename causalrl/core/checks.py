@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_int", "check_action"]
+__all__ = ["check_int", "check_action", "check_observation"]
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:
@@ -41,4 +41,23 @@ def check_action(action, shape, low=None, high=None, dtype=float, name: str = "a
         above = array > (np.inf if high is None else high)
         if below.any() or above.any():
             raise ValueError(f"{name}: entries must lie in [{low}, {high}], got {array[below | above].flat[0]}")
+    return array
+
+
+def check_observation(observation, shape, name: str = "observation") -> np.ndarray:
+    """``observation`` as an array when it is a numeric array of exactly ``shape`` (the world's
+    observation space, with a leading batch size for vectorised envs); else a one-line error
+    naming ``name``. The counterpart of :func:`check_action` for what a world returns: a world
+    whose observations do not fit its own space is refused instead of fed to the agent. NaN and
+    inf are left to the runner's non-finite guard, which names the step."""
+    shape = tuple(int(size) for size in shape)
+    expected = f"{name}: the world returned something other than a numeric array of shape {shape}"
+    try:
+        array = np.asarray(observation)
+    except (ValueError, TypeError):  # ragged nested lists
+        raise ValueError(f"{expected}: a ragged {type(observation).__name__}; fix the world's reset/step") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{expected}: {type(observation).__name__} of dtype {array.dtype}; fix the world's reset/step")
+    if array.shape != shape:
+        raise ValueError(f"{expected}: shape {array.shape}; fix the world's reset/step or its observation_space")
     return array

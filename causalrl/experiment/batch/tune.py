@@ -51,17 +51,18 @@ from statistics import fmean
 from typing import Any
 
 import yaml
+from tqdm.auto import tqdm
 
-from causalrl.experiment.batch.sweep import (
+from causalrl.experiment.batch.trials import (
     DEFAULT_SEED_OVERRIDES,
     Progress,
-    _format,
-    _seeds,
-    _string_list,
+    format_value,
+    parse_seeds,
     read_spec,
     resolve_base,
     run_trial,
     seeded_overrides,
+    string_list,
 )
 from causalrl.experiment.config import (
     ConfigError,
@@ -70,7 +71,7 @@ from causalrl.experiment.config import (
 )
 from causalrl.experiment.run.rundir import process_alive, write_json_atomic
 
-__all__ = ["TuneSpec", "TuneOutcome", "load_tune", "run_tune", "TUNE_KEYS"]
+__all__ = ["TUNE_KEYS", "TuneOutcome", "TuneSpec", "load_tune", "run_tune"]
 
 TUNE_KEYS = {
     "name": "the tune directory's name under <output_dir>/tune/ and the study name",
@@ -92,7 +93,7 @@ TUNE_KEYS = {
 
 def _optuna():
     try:
-        import optuna
+        import optuna  # deferred: Optuna is an optional extra
     except ImportError:
         raise ConfigError("causalrl tune needs Optuna: pip install -e '.[optuna]'") from None
     return optuna
@@ -180,10 +181,10 @@ def load_tune(source: str | Path, output_dir: str | Path | None = None) -> TuneS
     parent = Path(output_dir if output_dir is not None else raw.get("output_dir", "runs"))
     spec = TuneSpec(
         name=name, directory=parent / "tune" / name, base=resolve_base(raw.get("base"), folder, label),
-        fixed=_string_list(raw.get("fixed"), "fixed", label), search=search, objective=objective,
-        direction=direction, seeds=_seeds(raw.get("seeds"), label),
-        held_out_seeds=_seeds(raw.get("held_out_seeds", [1000, 1001, 1002]), label),
-        seed_templates=_string_list(raw.get("seed_overrides"), "seed_overrides", label) or list(DEFAULT_SEED_OVERRIDES),
+        fixed=string_list(raw.get("fixed"), "fixed", label), search=search, objective=objective,
+        direction=direction, seeds=parse_seeds(raw.get("seeds"), label),
+        held_out_seeds=parse_seeds(raw.get("held_out_seeds", [1000, 1001, 1002]), label, "held_out_seeds"),
+        seed_templates=string_list(raw.get("seed_overrides"), "seed_overrides", label) or list(DEFAULT_SEED_OVERRIDES),
         n_trials=n_trials, sampler=sampler, pruner=pruner, label=label,
     )
     overlap = set(spec.seeds) & set(spec.held_out_seeds)
@@ -191,7 +192,7 @@ def load_tune(source: str | Path, output_dir: str | Path | None = None) -> TuneS
         raise ConfigError(f"{label}: held_out_seeds must not repeat search seeds ({sorted(overlap)})")
     for key, dist in search.items():  # both ends of every range must give a valid config
         for value in (dist["choices"] if "choices" in dist else (dist["low"], dist["high"])):
-            spec.config([f"{key}={_format(value)}"], spec.seeds[0])
+            spec.config([f"{key}={format_value(value)}"], spec.seeds[0])
     spec.config([], spec.seeds[0])
     return spec
 
@@ -205,7 +206,7 @@ def _suggest(trial, key: str, dist: dict):
 
 
 def _overrides(params: dict) -> list[str]:
-    return [f"{key}={_format(value)}" for key, value in params.items()]
+    return [f"{key}={format_value(value)}" for key, value in params.items()]
 
 
 class _TrialFailed(Exception):
@@ -255,7 +256,7 @@ def _open_study(spec: TuneSpec, storage: str | None, study_name: str | None):
 def _counted(study) -> list:
     """Trials that count towards n_trials: complete, pruned, or failed with a recorded error
     (a trial failed because its process died is not counted; it is re-queued instead)."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # deferred with optuna itself (optional)
 
     return [t for t in study.get_trials(deepcopy=False)
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
@@ -265,7 +266,7 @@ def _counted(study) -> list:
 def _requeue_stale(spec: TuneSpec, study) -> int:
     """Fail and re-queue trials left running by a dead process on this host (journal storage has
     no heartbeat). Returns how many were re-queued."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # deferred with optuna itself (optional)
 
     host, count = socket.gethostname(), 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -306,20 +307,11 @@ def _evaluate(spec: TuneSpec, label: str, overrides: list[str], bar=None) -> dic
             "mean": fmean(values) if values else None, "errors": errors}
 
 
-def run_tune(spec: TuneSpec, n_trials: int | None = None, storage: str | None = None, study_name: str | None = None,
-             evaluate: bool = True, progress: bool = True) -> TuneOutcome:
-    """Run (or resume) the study until it holds ``n_trials`` counted trials, then evaluate the best
-    configuration and the default on the held-out seeds."""
+def _search(spec: TuneSpec, study, target: int, progress: bool) -> None:
+    """Run trials until the study holds ``target`` counted trials (all processes together)."""
     optuna = _optuna()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # deferred with optuna itself (optional)
 
-    target = n_trials if n_trials is not None else spec.n_trials
-    if target < 1:
-        raise ConfigError(f"--n-trials: must be >= 1, got {target}")
-    spec.directory.mkdir(parents=True, exist_ok=True)
-    study = _open_study(spec, storage, study_name)
-    requeued = _requeue_stale(spec, study)
     agent = spec.config([], spec.seeds[0]).agent.name
     counted = _counted(study)
     bar = Progress(target, min(len(counted), target), f"tune {spec.name}", enabled=progress)
@@ -362,6 +354,37 @@ def run_tune(spec: TuneSpec, n_trials: int | None = None, storage: str | None = 
     finally:
         bar.close()
 
+
+def _held_out_lines(spec: TuneSpec, held_out: dict) -> list[str]:
+    lines = []
+    for label, result in held_out.items():
+        shown = "n/a" if result["mean"] is None else f"{result['mean']:.6g}"
+        lines.append(f"held-out {label:<8} {spec.objective} mean = {shown} over seeds {spec.held_out_seeds}"
+                     + (f" ({len(result['errors'])} failed: {result['errors'][0]})" if result["errors"] else ""))
+    best_mean, default_mean = held_out["best"]["mean"], held_out["default"]["mean"]
+    if best_mean is not None and default_mean is not None:
+        better = best_mean < default_mean if spec.direction == "minimize" else best_mean > default_mean
+        lines.append(f"best is {'better' if better else 'not better'} than the default on held-out seeds "
+                     f"({best_mean:.6g} vs {default_mean:.6g})")
+    return lines
+
+
+def run_tune(spec: TuneSpec, n_trials: int | None = None, storage: str | None = None, study_name: str | None = None,
+             evaluate: bool = True, progress: bool = True) -> TuneOutcome:
+    """Run (or resume) the study until it holds ``n_trials`` counted trials, then evaluate the best
+    configuration and the default on the held-out seeds."""
+    optuna = _optuna()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from optuna.trial import TrialState  # deferred with optuna itself (optional)
+
+    target = n_trials if n_trials is not None else spec.n_trials
+    if target < 1:
+        raise ConfigError(f"--n-trials: must be >= 1, got {target}")
+    spec.directory.mkdir(parents=True, exist_ok=True)
+    study = _open_study(spec, storage, study_name)
+    requeued = _requeue_stale(spec, study)
+    _search(spec, study, target, progress)
+
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     counted = _counted(study)
     states = {state: sum(1 for t in counted if t.state == state) for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
@@ -381,21 +404,11 @@ def run_tune(spec: TuneSpec, n_trials: int | None = None, storage: str | None = 
         + yaml.safe_dump(replace(best_config, progress_bar=True).to_dict(), sort_keys=False))
     held_out = {}
     if evaluate:
-        from tqdm.auto import tqdm
-
         with tqdm(total=2 * len(spec.held_out_seeds), desc="held-out evaluation", unit="run",
                   disable=not progress) as bar:
             held_out = {"best": _evaluate(spec, f"best-t{best.number:04d}", best_overrides, bar),
                         "default": _evaluate(spec, "default", [], bar)}
-        for label, result in held_out.items():
-            shown = "n/a" if result["mean"] is None else f"{result['mean']:.6g}"
-            lines.append(f"held-out {label:<8} {spec.objective} mean = {shown} over seeds {spec.held_out_seeds}"
-                         + (f" ({len(result['errors'])} failed: {result['errors'][0]})" if result["errors"] else ""))
-        best_mean, default_mean = held_out["best"]["mean"], held_out["default"]["mean"]
-        if best_mean is not None and default_mean is not None:
-            better = best_mean < default_mean if spec.direction == "minimize" else best_mean > default_mean
-            lines.append(f"best is {'better' if better else 'not better'} than the default on held-out seeds "
-                         f"({best_mean:.6g} vs {default_mean:.6g})")
+        lines += _held_out_lines(spec, held_out)
     write_json_atomic(spec.directory / "result.json", {
         "study": study.study_name, "objective": spec.objective, "direction": spec.direction,
         "trials": len(counted), "best_trial": best.number, "best_params": best.params, "best_value": best.value,

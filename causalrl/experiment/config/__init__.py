@@ -11,6 +11,7 @@ from causalrl.experiment.config.schema import (
     RunConfig,
     check_name,
     fingerprint,
+    one_line,
     to_yaml,
 )
 from causalrl.experiment.config.sources import (
@@ -25,5 +26,5 @@ from causalrl.experiment.config.validate import configs_from, load_experiment, v
 
 __all__ = ["AgentConfig", "ConfigError", "EnvConfig", "MAX_CONFIG_BYTES", "PluginError", "RunConfig", "TOP_LEVEL_KEYS",
            "apply_overrides", "check_name", "configs_from", "fingerprint", "load_experiment", "load_plugins",
-           "load_yaml_file", "parse_yaml", "preset_names", "read_source", "registered_env_ids", "resolve_agent",
+           "load_yaml_file", "one_line", "parse_yaml", "preset_names", "read_source", "registered_env_ids", "resolve_agent",
            "to_yaml", "validate"]

@@ -35,6 +35,8 @@ class PluginError(ValueError):
 
 def is_import_path(name: str) -> bool:
     """Whether a config name is written ``module:Class``."""
+    if not isinstance(name, str):
+        return False
     module, sep, attribute = name.partition(":")
     return bool(sep and module and attribute) and "/" not in module
 
@@ -42,9 +44,11 @@ def is_import_path(name: str) -> bool:
 def import_object(path: str, field: str):
     """The object named ``module:attribute``; a one-line :class:`PluginError` naming ``field``."""
     module_name, _, attribute = path.partition(":")
+    if not isinstance(path, str) or not module_name or module_name.startswith(".") or not attribute:
+        raise PluginError(f"{field}: write an absolute module:Class name (e.g. mypkg.agents:MyAgent), got {path!r}")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
+    except (ImportError, TypeError, ValueError) as error:
         raise PluginError(f"{field}: cannot import module {module_name!r} ({error}); "
                           "put its package on sys.path or install it") from None
     target = module
@@ -81,6 +85,8 @@ def load_plugins() -> None:
 
 def resolve_agent(name: str):
     """The agent class of a registered name or of ``module:Class``."""
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"agent.name: must be an agent name or module:Class (see `causalrl list`), got {name!r}")
     if is_import_path(name):
         agent_cls = import_object(name, "agent.name")
         if not isinstance(agent_cls, type) or not callable(getattr(agent_cls, "learn", None)):

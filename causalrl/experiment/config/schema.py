@@ -13,9 +13,14 @@ from pathlib import Path
 import yaml
 
 __all__ = ["ConfigError", "EnvConfig", "AgentConfig", "RunConfig", "Setting", "TOP_LEVEL_KEYS", "WANDB_KEYS",
-           "MAX_SEED", "settings", "to_yaml", "fingerprint", "check_name"]
+           "MAX_SEED", "MAX_STEPS", "settings", "to_yaml", "fingerprint", "check_name", "RESULT_NEUTRAL_KEYS"]
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (SB3's set_random_seed) takes 32-bit seeds
+#: the most steps any counter may reach: SB3 and numpy count steps in 64-bit integers, and a
+#: billion steps is years of CPU time for these agents
+MAX_STEPS = 10**12
+#: keys that change no result, left out of the fingerprint (docs/runner.md, the config fingerprint)
+RESULT_NEUTRAL_KEYS = ("progress_bar", "trust_models")
 #: keys a ``wandb`` mapping may have (arguments of ``wandb.init``)
 WANDB_KEYS = ("project", "entity", "group", "tags", "mode", "name", "notes")
 
@@ -24,23 +29,38 @@ class ConfigError(ValueError):
     """A config that cannot run; the message names the field and the fix."""
 
 
+def one_line(error: BaseException, with_type: bool = True, limit: int | None = None) -> str:
+    """An error as one line, the one way every command, trial table and report shows errors:
+    ``Type: message`` (``message`` alone with ``with_type=False``), whitespace collapsed, a
+    ``KeyError``'s key unquoted, cut at ``limit`` characters when given."""
+    text = error.args[0] if isinstance(error, KeyError) and error.args else error
+    text = " ".join(str(text).split())
+    if with_type:
+        text = f"{type(error).__name__}: {text}".rstrip(": ")
+    return text if limit is None else text[:limit]
+
+
 @dataclass(frozen=True)
 class Setting:
     """What a top-level key means and which values it takes: ``kind`` (int, str, bool, or None
-    for a key with its own parser), ``low`` (the smallest integer allowed) and ``must`` (the
-    phrase an error prints after "must be")."""
+    for a key with its own parser), ``low`` and ``high`` (the smallest and largest integer
+    allowed) and ``must`` (the phrase an error prints after "must be")."""
 
     help: str
     kind: type | None = None
     low: int | None = None
     must: str = ""
+    high: int | None = None
 
     def allows(self, value) -> bool:
-        return self.low is None or value >= self.low
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
-def _setting(default, help: str, kind: type | None = None, low: int | None = None, must: str = ""):
-    return field(default=default, metadata={"setting": Setting(help, kind, low, must)})
+def _setting(default, help: str, kind: type | None = None, low: int | None = None, must: str = "",
+             high: int | None = None):
+    if kind is int and low == 1 and high is None:  # counts of steps, episodes, ...
+        high = MAX_STEPS
+    return field(default=default, metadata={"setting": Setting(help, kind, low, must, high)})
 
 
 @dataclass(frozen=True)
@@ -72,7 +92,7 @@ class RunConfig:
         " a positive integer (steps between checkpoints)")
     eval_interval: int = _setting(
         0, "steps between evaluations of the deterministic policy alone (a multiple of log_interval; 0: none)", int, 0,
-        " >= 0 (0: no evaluation)")
+        " >= 0 (0: no evaluation)", high=MAX_STEPS)
     eval_episodes: int = _setting(
         10, "episodes per evaluation (seeds 1_000_000.. so every run sees the same episodes)", int, 1,
         " a positive integer")
@@ -81,7 +101,10 @@ class RunConfig:
     save_model: bool = _setting(True, "write model.zip at the end", bool)
     description: str = _setting("", "free text", str)
     n_envs: int = _setting(1, "parallel envs of an SB3 agent (SB3's make_vec_env, DummyVecEnv; bandit agents take 1)",
-                           int, 1, " >= 1 (parallel envs of an SB3 agent)")
+                           int, 1, " >= 1 (parallel envs of an SB3 agent)", high=1024)
+    trust_models: bool = _setting(
+        False, "load the SB3 model files this config names (env.intervention, env.judge) with SB3's own loader, "
+        "which unpickles them and can run code: only for files you trust (README, Pickles)", bool)
     wandb: dict | None = _setting(
         None, "log to Weights & Biases too: true, or {project, entity, group, tags, mode} (needs the wandb extra)")
 
@@ -118,10 +141,11 @@ def to_yaml(config: RunConfig) -> str:
 
 
 def fingerprint(config: RunConfig) -> str:
-    """A hash of the resolved config as config.yaml holds it (all but ``progress_bar``, which
-    changes no result). A checkpoint stores it; ``--resume`` refuses a config.yaml edited since."""
+    """A hash of the resolved config as config.yaml holds it (all but ``progress_bar`` and
+    ``trust_models``, which change no result). A checkpoint stores it; ``--resume`` refuses a config.yaml edited since."""
     data = yaml.safe_load(to_yaml(config))
-    data.pop("progress_bar", None)
+    for key in RESULT_NEUTRAL_KEYS:
+        data.pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=repr).encode()).hexdigest()[:16]
 
 
@@ -129,7 +153,8 @@ def check_name(value, field: str) -> str:
     """``value`` when it is one path component other than ``.`` and ``..`` (an experiment,
     sweep or tune name becomes a folder under output_dir); else a one-line error."""
     if (not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value
-            or "\0" in value or Path(value).name != value):
-        raise ConfigError(f"{field}: must be a folder name (one path component, not '.' or '..', no '/'), "
+            or any(ord(character) < 32 or ord(character) == 127 for character in value) or Path(value).name != value):
+        raise ConfigError(f"{field}: must be a folder name (one path component, not '.' or '..', no '/' and no "
+                          "control characters such as a newline), "
                           f"got {value!r}")
     return value

@@ -11,7 +11,7 @@ import re
 
 from causalrl.experiment.config.schema import MAX_SEED, ConfigError
 
-__all__ = ["check_arguments", "check_types", "check_sb3_ranges", "SB3_RANGES"]
+__all__ = ["check_arguments", "check_types", "check_sb3_ranges", "check_sb3_consistency", "SB3_RANGES"]
 
 
 def _accepted_arguments(cls) -> set[str] | None:
@@ -87,8 +87,8 @@ def check_types(cls, kwargs: dict, where: str) -> None:
         if "float:lenient" in types:  # no annotation, a float default: a number (or a list of them)
             if isinstance(value, (str, bool)):
                 raise ConfigError(f"{where}.{key}: must be a number, got {value!r}{_yaml_hint(value)}")
-            if isinstance(value, float) and math.isnan(value):
-                raise ConfigError(f"{where}.{key}: must be a number, got nan")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{where}.{key}: must be a finite number, got {value}")
             continue
         if value is None:
             if "None" not in types:
@@ -104,6 +104,8 @@ def check_types(cls, kwargs: dict, where: str) -> None:
                 raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got {value!r}")
             if math.isnan(value):
                 raise ConfigError(f"{where}.{key}: must be a number, got nan")
+            if math.isinf(value):
+                raise ConfigError(f"{where}.{key}: must be a finite number, got {value}")
         elif isinstance(value, str):
             if "str" not in types:
                 raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got {value!r}{_yaml_hint(value)}")
@@ -151,6 +153,21 @@ def _train_freq(value) -> bool:
     return _integer(1)[0](value)
 
 
+def _widths(value) -> bool:
+    return isinstance(value, list) and all(_integer(1)[0](width) and width <= 65536 for width in value)
+
+
+def _policy_kwargs(value) -> bool:
+    if not isinstance(value, dict):
+        return False
+    arch = value.get("net_arch")
+    if arch is None:
+        return True
+    if isinstance(arch, dict):
+        return bool(arch) and all(isinstance(key, str) and _widths(widths) for key, widths in arch.items())
+    return _widths(arch)
+
+
 def _ent_coef(value) -> bool:
     if isinstance(value, str):
         return value == "auto" or bool(re.fullmatch(r"auto_\d*\.?\d+(e-?\d+)?", value)) and float(value[5:]) > 0
@@ -172,11 +189,25 @@ SB3_RANGES = {
     "verbose": _integer(0),
     "train_freq": (_train_freq, "a positive integer or [n, step|episode]"),
     "ent_coef": (_ent_coef, "a number >= 0, 'auto' or 'auto_<initial value>'"),
-    "policy_kwargs": ((lambda v: isinstance(v, dict)), "a mapping (e.g. {net_arch: [64, 64]})"),
+    "policy_kwargs": (_policy_kwargs, "a mapping (e.g. {net_arch: [64, 64]}) whose net_arch lists layer widths in "
+                      "[1, 65536] (or maps pi/qf to such lists)"),
+    "action_noise": ((lambda v: v is None), "null (an SB3 ActionNoise object cannot be written in a config)"),
     "replay_buffer_kwargs": ((lambda v: isinstance(v, dict)), "a mapping"),
     "device": ((lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None),
                "auto, cpu, cuda, cuda:N or mps"),
 }
+
+
+def check_sb3_consistency(cls, kwargs: dict, where: str) -> None:
+    """Settings that are each in range but nonsense together: a batch larger than the replay
+    buffer it is sampled from (the constructor's defaults fill what ``kwargs`` leaves out)."""
+    accepted = _parameters(cls)
+    values = {key: kwargs.get(key, accepted[key].default if key in accepted else None)
+              for key in ("batch_size", "buffer_size")}
+    batch, buffer = values["batch_size"], values["buffer_size"]
+    if _integer(1)[0](batch) and _integer(1)[0](buffer) and batch > buffer:
+        raise ConfigError(f"{where}.batch_size: {batch} is larger than buffer_size {buffer}, so no batch could be "
+                          "sampled; lower batch_size or raise buffer_size")
 
 
 def check_sb3_ranges(cls, kwargs: dict, where: str) -> None:

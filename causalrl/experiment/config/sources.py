@@ -31,10 +31,14 @@ import yaml
 
 from causalrl.experiment.config.schema import TOP_LEVEL_KEYS, ConfigError
 
-__all__ = ["MAX_CONFIG_BYTES", "load_yaml_file", "parse_yaml", "preset_names", "read_source", "apply_overrides"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_YAML_NODES", "MAX_YAML_DEPTH", "load_yaml_file", "parse_yaml", "preset_names",
+           "read_source", "apply_overrides"]
 
 #: the largest config file read (a bigger one is refused before parsing: parsing is not free)
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+#: the most values a YAML document may expand to (aliases followed) and its deepest nesting
+MAX_YAML_NODES = 200_000
+MAX_YAML_DEPTH = 100
 #: the C YAML parser when PyYAML was built with it (about 10x faster), else the Python one
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -60,8 +64,13 @@ def load_yaml_file(path: Path, label: str | None = None):
 
 
 def parse_yaml(text: str, label: str):
+    """The YAML document of ``text`` (a config, a run's config.yaml, an override's value), parsed
+    safely and bounded: at most :data:`MAX_YAML_NODES` values once aliases are expanded and
+    :data:`MAX_YAML_DEPTH` levels, checked on the parsed node graph before any Python value is
+    built, so a kilobyte of nested aliases (a "billion laughs" file) is refused at once instead of
+    expanding into billions of values; one-line errors naming ``label``."""
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)
+        return _load_bounded(text, label)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -69,6 +78,55 @@ def parse_yaml(text: str, label: str):
         raise ConfigError(f"{label}: malformed YAML{where} ({problem}); fix the syntax") from None
     except RecursionError:
         raise ConfigError(f"{label}: YAML nested too deeply; fix the file") from None
+
+
+def _load_bounded(text: str, label: str):
+    """:func:`parse_yaml` without its error wording: yaml.YAMLError for malformed text."""
+    loader = _YAML_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node, label)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expanded_size(root, label: str) -> None:
+    """Refuse a node graph that expands (aliases followed) to more than MAX_YAML_NODES values or
+    nests deeper than MAX_YAML_DEPTH, or refers to itself; walked once per distinct node."""
+    sizes: dict[int, int] = {}
+    stack = [(root, 0, False)]
+    active: set[int] = set()
+    while stack:
+        node, depth, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            active.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_YAML_NODES:
+                raise ConfigError(f"{label}: expands to more than {MAX_YAML_NODES:,} values (YAML aliases * repeating "
+                                  "anchors &); a config holds settings, write them out plainly")
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise ConfigError(f"{label}: a YAML alias refers to a value that contains it (a recursive structure); "
+                              "write the value out plainly")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{label}: YAML nested more than {MAX_YAML_DEPTH} levels deep; fix the file")
+        active.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 
@@ -81,7 +139,11 @@ def read_source(source: str | Path | None) -> tuple[dict, str]:
     """Raw mapping of a preset name or a YAML file (None: the default preset)."""
     source = "default" if source is None else str(source)
     path = Path(source)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    shadowed = path.is_dir() and source in preset_names()  # a folder named like a preset does not hide it
+    if not shadowed and (path.suffix in (".yaml", ".yml") or path.exists()):
+        if path.is_dir():
+            raise ConfigError(f"config file {source}: a directory; give a YAML file or a preset name "
+                              f"({', '.join(preset_names())})")
         if not path.is_file():
             raise ConfigError(f"config file {source}: not found; give an existing YAML file or a preset name")
         raw, label = load_yaml_file(path), str(path)
@@ -100,9 +162,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r}: write key=value, e.g. seed=3 or agent.exploration=2")
     try:
-        parsed = yaml.load(value, Loader=_YAML_LOADER) if value else None
+        parsed = _load_bounded(value, f"override {text!r}") if value else None
     except (yaml.YAMLError, RecursionError):
-        parsed = value
+        parsed = value  # text that is not YAML is the text itself
     return key.split("."), parsed
 
 
@@ -136,6 +198,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"override {text!r}: unknown key {head!r}; known keys: {', '.join(sorted(TOP_LEVEL_KEYS))}")
         if head == "agents" and len(path) == 1:
             selection = [name.strip() for name in str(value).split(",") if name.strip()]
+            if not selection or not isinstance(value, str):
+                raise ConfigError(f"override {text!r}: write agents=NAME[,NAME...] with names from this experiment "
+                                  f"({', '.join(str(entry.get('name')) for entry in entries)})")
         elif head == "agents":
             targets = [entry for entry in entries if entry["name"] == path[1]]
             if not targets or len(path) < 3:

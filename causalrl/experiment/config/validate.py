@@ -18,7 +18,12 @@ from causalrl.experiment.config.schema import (
     check_name,
     settings,
 )
-from causalrl.experiment.config.signatures import check_arguments, check_sb3_ranges, check_types
+from causalrl.experiment.config.signatures import (
+    check_arguments,
+    check_sb3_consistency,
+    check_sb3_ranges,
+    check_types,
+)
 from causalrl.experiment.config.sources import apply_overrides, read_source
 
 __all__ = ["validate", "configs_from", "load_experiment"]
@@ -37,6 +42,9 @@ def _typed(raw: dict, key: str):
     if wrong_kind:
         must = setting.must if kind is int and "integer" in setting.must else _WORDS[kind] + setting.must
         raise ConfigError(f"{key}: must be{must}, got {value!r}")
+    if setting.high is not None and value > setting.high:
+        high = f"{setting.high:.0e}" if setting.high >= 10**9 else str(setting.high)
+        raise ConfigError(f"{key}: must be at most {high}, got {value!r}")
     if not setting.allows(value):
         raise ConfigError(f"{key}: must be{setting.must}, got {value!r}")
     return value
@@ -63,6 +71,8 @@ def _common_settings(raw: dict) -> dict:
     """Every scalar top-level key, typed and checked against the schema."""
     common = {key: _typed(raw, key) for key, (_, setting) in settings().items() if setting.kind is not None}
     check_name(common["experiment"], "experiment")
+    if not common["output_dir"].strip() or "\0" in common["output_dir"]:
+        raise ConfigError(f"output_dir: must name a folder (e.g. runs), got {common['output_dir']!r}")
     if common["seed"] > MAX_SEED:
         raise ConfigError(f"seed: must be >= 0 and <= 2**32 - 1 ({MAX_SEED}), got {common['seed']!r}")
     if common["eval_interval"] % common["log_interval"]:
@@ -91,6 +101,9 @@ def _env_config(raw: dict) -> EnvConfig:
 
 
 def _agent_config(entry: dict) -> AgentConfig:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        raise ConfigError(f"agent.name: must be an agent name or module:Class (see `causalrl list`), got {name!r}")
     try:
         agent_cls = resolve_agent(entry["name"])
     except PluginError as error:
@@ -100,6 +113,7 @@ def _agent_config(entry: dict) -> AgentConfig:
     check_arguments(agent_cls, kwargs, where, reserved={"policy", "env", "seed"})
     check_types(agent_cls, kwargs, where)
     check_sb3_ranges(agent_cls, kwargs, where)
+    check_sb3_consistency(agent_cls, kwargs, where)
     policy = entry.get("policy")
     if policy is not None and not isinstance(policy, str):
         raise ConfigError(f"{where}.policy: must be a string, got {policy!r}")

@@ -1,9 +1,11 @@
-"""PNG plots of run curves (matplotlib, headless)."""
+"""PNG plots of run curves (matplotlib, headless, imported on first use)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+
+from causalrl.experiment.figures.style import pyplot
 
 __all__ = ["plot_bandit_runs"]
 
@@ -13,11 +15,7 @@ def plot_bandit_runs(curves: dict[str, list[dict]], path: Path, title: str = "")
 
     ``curves`` maps a label (agent name) to its logged rows (``MetricsCallback.rows``).
     """
-    import matplotlib  # imported here: runs that draw nothing never load matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, (regret_axis, rate_axis) = plt.subplots(1, 2, figsize=(11, 4.4))
     for label, rows in curves.items():
         steps = [row["time/steps"] for row in rows]

@@ -1,10 +1,11 @@
-"""Pictures and exports of learned causal graphs against the true ones.
+"""Pictures and exports of learned causal graphs against the true ones (drawing only: no run
+directory or file format here).
 
-Every run of an agent with a ``learned_structure`` (CSL-UCB, explore-then-commit, CIP, ACE)
-keeps the learned and the true structure at each checkpoint step in ``structure.jsonl`` and
-draws the last one as ``graph.png`` in its run directory; ``causalrl graph RUN_DIR`` redraws it
-(at any logged step with ``--checkpoint STEP``) and exports it to DOT. The edge classes come from
-the kernel (:func:`causalrl.core.metrics.edge_classes`):
+The run room keeps the learned and the true structure of every run of an agent with a
+``learned_structure`` (CSL-UCB, explore-then-commit, CIP, ACE) in ``structure.jsonl``
+(:mod:`causalrl.experiment.run.history`) and draws the last one as ``graph.png`` with
+:func:`draw_structure`; ``causalrl graph RUN_DIR`` (:mod:`causalrl.experiment.analysis.graphs`)
+redraws it. The edge classes come from the kernel (:func:`causalrl.core.metrics.edge_classes`):
 
     true positive    learned and true                     solid green
     false positive   learned, not true (an extra edge)    dashed red
@@ -21,18 +22,16 @@ the left and targets (r, s'0..) on the right. See docs/reports.md.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from causalrl.core.metrics import EDGE_KINDS, edge_classes, structure_metrics
+from causalrl.experiment.figures.style import pyplot
 
-__all__ = ["STYLES", "snapshot", "read_history", "select_snapshot", "draw_structure", "write_graph", "to_networkx",
-           "to_dot", "keep_history_until", "redraw_graph", "plot_graph_grid", "HISTORY_FILE"]
+__all__ = ["STYLES", "named_masks", "draw_structure", "to_networkx", "to_dot", "plot_graph_grid"]
 
-HISTORY_FILE = "structure.jsonl"
 #: kind -> (label, colour, line style, width); "true" and "learned" are the edges drawn when the
 #: other side is unknown (no truth, or nothing learned yet)
 STYLES = {
@@ -48,8 +47,8 @@ _PREFIX = {"state": "s", "action": "a", "reward": "r", "next_state": "s'"}
 
 
 # --- structures as plain data -------------------------------------------------------------------
-def _as_named(structure) -> dict[str, np.ndarray]:
-    """{name: bool matrix} of a mapping, a causal_structure object or None ({})."""
+def named_masks(structure) -> dict[str, np.ndarray]:
+    """{name: bool matrix} of a mapping of matrices, a causal_structure object or None ({})."""
     if structure is None:
         return {}
     if isinstance(structure, dict):
@@ -61,45 +60,6 @@ def _as_named(structure) -> dict[str, np.ndarray]:
         if not name.startswith("_") and isinstance(value, np.ndarray) and value.ndim == 2:
             named[name] = value != 0
     return named
-
-
-def snapshot(step: int, learned, truth) -> dict:
-    """One line of ``structure.jsonl``: the step, the learned and the true matrices (0/1 lists)."""
-    def lists(named):
-        return {name: mask.astype(int).tolist() for name, mask in named.items()}
-
-    truth_named = _as_named(truth)
-    reward_node = getattr(truth, "reward_node", None)
-    line = {"step": int(step), "learned": lists(_as_named(learned)), "truth": lists(truth_named) if truth is not None else None}
-    if reward_node is not None and truth_named:
-        n_nodes = next(iter(truth_named.values())).shape[0]
-        line["reward_node"] = int(reward_node) % n_nodes
-    return line
-
-
-def read_history(run_dir: str | Path) -> list[dict]:
-    """Every snapshot of a run directory's ``structure.jsonl`` (oldest first)."""
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.is_file():
-        raise ValueError(f"{run_dir}: no {HISTORY_FILE}; graphs are kept for agents with a learned_structure "
-                         "(csl-ucb, etc-dagma, cip, ace)")
-    lines = [json.loads(text) for text in path.read_text().splitlines() if text.strip()]
-    if not lines:
-        raise ValueError(f"{path}: empty; the run logged no structure yet")
-    return lines
-
-
-def select_snapshot(history: list[dict], checkpoint: int | str | None = None) -> dict:
-    """The snapshot at step ``checkpoint`` (None or "latest": the last one)."""
-    if checkpoint is None or checkpoint == "latest":
-        return history[-1]
-    text = str(checkpoint)
-    step = int(text[5:] if text.startswith("step_") else text) if text.removeprefix("step_").isdigit() else None
-    matches = [line for line in history if line["step"] == step]
-    if not matches:
-        steps = ", ".join(str(line["step"]) for line in history)
-        raise ValueError(f"--checkpoint {checkpoint}: no snapshot at that step; the run has steps {steps} (or 'latest')")
-    return matches[-1]
 
 
 def _classified(learned: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
@@ -153,9 +113,9 @@ def to_networkx(learned, truth=None, reward_node: int | None = None):
     """A ``networkx.MultiDiGraph`` of the learned structure (classified against ``truth`` when
     given): one edge per drawn edge with attributes ``kind`` (an edge class, or "learned"/"true")
     and ``mechanism`` (the matrix name or panel). Node names as in the pictures."""
-    import networkx as nx
+    import networkx as nx  # imported here: only this export needs it (it comes with torch)
 
-    learned_named, truth_named = _as_named(learned), _as_named(truth)
+    learned_named, truth_named = named_masks(learned), named_masks(truth)
     reward_node = getattr(truth, "reward_node", reward_node)
     graph = nx.MultiDiGraph()
     panels = _classified(learned_named, truth_named)
@@ -224,7 +184,7 @@ def _layout(name: str, shape, panels_of_kind: dict, truth: dict, reward_node, so
 
 def _draw_panel(axis, title: str, edges: list, positions: dict, highlight: set) -> None:
     """Nodes as circles, edges as arrows styled by class (matplotlib only: no networkx needed)."""
-    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.patches import FancyArrowPatch  # matplotlib is imported on first use (figures.style)
 
     xy = np.array(list(positions.values())) if positions else np.zeros((0, 2))
     colours = ["#fddbc7" if node in highlight else "#e0ecf4" for node in positions]
@@ -251,13 +211,10 @@ def draw_structure(learned, truth=None, path: str | Path | None = None, title: s
                    reward_node: int | None = None, axes=None):
     """Draw the learned structure over the true one (one panel per mechanism, edges styled by
     class, legend below the panels) and save it to ``path`` when given. Returns the figure."""
-    import matplotlib
+    plt = pyplot()
+    from matplotlib.lines import Line2D  # matplotlib is imported on first use (figures.style)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    learned_named, truth_named = _as_named(learned), _as_named(truth)
+    learned_named, truth_named = named_masks(learned), named_masks(truth)
     reward_node = getattr(truth, "reward_node", reward_node)
     panels = _classified(learned_named, truth_named)
     if not panels:
@@ -321,57 +278,15 @@ def draw_structure(learned, truth=None, path: str | Path | None = None, title: s
     return figure
 
 
-def write_graph(line: dict, path: str | Path, title: str = "") -> Path:
-    """Draw one ``structure.jsonl`` snapshot to ``path``."""
-    learned = {name: np.array(m, dtype=bool) for name, m in (line.get("learned") or {}).items()}
-    truth = {name: np.array(m, dtype=bool) for name, m in line["truth"].items()} if line.get("truth") else None
-    draw_structure(learned, truth, path, title=title, reward_node=line.get("reward_node"))
-    return Path(path)
+def plot_graph_grid(rows: list[tuple[str, list[tuple]]], path: str | Path, title: str = "") -> Path | None:
+    """The report's grid: one row per agent, one column per run, one mechanism per cell (the
+    first one, usually the observational graph when there are two).
 
-
-def redraw_graph(run_dir: str | Path, checkpoint: int | str | None = None, out: str | Path | None = None,
-                 dot: bool = False) -> list[Path]:
-    """``causalrl graph RUN_DIR``: draw the snapshot at ``checkpoint`` (default: the last) to
-    ``out`` (default ``RUN_DIR/graph.png``, or ``graph_step<N>.png`` for an earlier step), plus a
-    ``.dot`` file beside it when ``dot``. Returns the written paths."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ValueError(f"graph {run_dir}: no such directory; give a run directory (runs/<experiment>/<run>)")
-    history = read_history(run_dir)
-    line = select_snapshot(history, checkpoint)
-    if out is None:
-        out = run_dir / ("graph.png" if line is history[-1] else f"graph_step{line['step']}.png")
-    out = Path(out)
-    title = f"{_run_title(run_dir)}, step {line['step']}"
-    written = [write_graph(line, out, title)]
-    if dot:
-        learned = {name: np.array(m, dtype=bool) for name, m in (line.get("learned") or {}).items()}
-        truth = {name: np.array(m, dtype=bool) for name, m in line["truth"].items()} if line.get("truth") else None
-        dot_path = out.with_suffix(".dot")
-        dot_path.write_text(to_dot(learned, truth, line.get("reward_node"), name=title))
-        written.append(dot_path)
-    return written
-
-
-def _run_title(run_dir: Path) -> str:
-    try:
-        import yaml
-
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        agent = config.get("agent") or {}
-        return f"{agent.get('name', '?')} on {(config.get('env') or {}).get('id', '?')} (seed {config.get('seed')})"
-    except (OSError, ValueError, AttributeError):
-        return run_dir.name
-
-
-def plot_graph_grid(rows: list[tuple[str, list[tuple[str, dict]]]], path: str | Path, title: str = "") -> Path | None:
-    """The report's grid: one row per agent, one column per run (its final snapshot), one
-    mechanism per cell (the first one, usually the observational graph when there are two)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
+    ``rows`` is ``[(agent, [(run label, learned, truth, reward node), ...]), ...]`` with
+    structures as :func:`draw_structure` takes them (truth and reward node may be None).
+    """
+    plt = pyplot()
+    from matplotlib.lines import Line2D  # matplotlib is imported on first use (figures.style)
 
     rows = [(agent, runs) for agent, runs in rows if runs]
     if not rows:
@@ -385,9 +300,8 @@ def plot_graph_grid(rows: list[tuple[str, list[tuple[str, dict]]]], path: str | 
             if column >= len(runs):
                 axis.set_axis_off()
                 continue
-            label, line = runs[column]
-            learned = {n: np.array(m, dtype=bool) for n, m in (line.get("learned") or {}).items()}
-            truth = {n: np.array(m, dtype=bool) for n, m in line["truth"].items()} if line.get("truth") else {}
+            label, learned, truth, reward_node = runs[column]
+            learned, truth = named_masks(learned), named_masks(truth)
             first = next(iter(learned or truth), None)
             if first is None:
                 axis.set_axis_off()
@@ -397,8 +311,8 @@ def plot_graph_grid(rows: list[tuple[str, list[tuple[str, dict]]]], path: str | 
             name = next(iter(panels))
             kinds = panels[name]
             shape = next(iter(kinds.values())).shape
-            sources, targets = _node_names(name, shape, line.get("reward_node"))
-            positions = _layout(name, shape, kinds, truth, line.get("reward_node"), sources, targets)
+            sources, targets = _node_names(name, shape, reward_node)
+            positions = _layout(name, shape, kinds, truth, reward_node, sources, targets)
             if not positions:
                 for x, nodes in ((0.0, sources), (1.0, list(dict.fromkeys(targets)))):
                     for index, node in enumerate(nodes):
@@ -418,11 +332,3 @@ def plot_graph_grid(rows: list[tuple[str, list[tuple[str, dict]]]], path: str | 
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return Path(path)
-
-
-def keep_history_until(run_dir: str | Path, step: int) -> None:
-    """Drop the snapshots after ``step`` (a resumed run goes on from its checkpoint; -1: all)."""
-    path = Path(run_dir) / HISTORY_FILE
-    if path.is_file():
-        kept = [text for text in path.read_text().splitlines() if text.strip() and json.loads(text)["step"] <= step]
-        path.write_text("".join(text + "\n" for text in kept))

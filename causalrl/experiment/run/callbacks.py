@@ -28,7 +28,6 @@ It reads SB3's callback locals (``infos``, ``rewards``, ``dones``) after each en
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from pathlib import Path
 from typing import Callable
@@ -36,8 +35,9 @@ from typing import Callable
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from causalrl.core.checks import check_observation
 from causalrl.core.metrics import OPTIMAL_TOLERANCE, structure_metrics
-from causalrl.experiment.figures.graphs import HISTORY_FILE, read_history, snapshot, write_graph
+from causalrl.experiment.run.history import append_snapshot, read_history, snapshot, write_graph
 
 __all__ = ["MetricsCallback", "StructureHistory"]
 
@@ -77,8 +77,17 @@ class MetricsCallback(BaseCallback):
         self.task_returns: dict[int, float] = {}
         self.finished_task_returns: list[float] = []
 
+    def _on_training_start(self) -> None:
+        # every observation is checked against the world's own space, as actions are (core.checks)
+        space = getattr(self.model, "observation_space", None)
+        shape = getattr(space, "shape", None)
+        count = getattr(self.training_env, "num_envs", 1) if self.training_env is not None else 1
+        self._observation_shape = (count, *shape) if isinstance(shape, tuple) and not hasattr(space, "spaces") else None
+
     def _on_step(self) -> bool:
         # a VecEnv of n envs (the runner's n_envs) makes n transitions per call: each is counted
+        if getattr(self, "_observation_shape", None) is not None and self.locals.get("new_obs") is not None:
+            check_observation(self.locals["new_obs"], self._observation_shape)
         infos = self.locals["infos"]
         rewards = np.asarray(self.locals["rewards"]).reshape(-1)
         dones = np.asarray(self.locals["dones"]).reshape(-1)
@@ -196,8 +205,7 @@ class StructureHistory(BaseCallback):
 
     def _append(self) -> dict:
         line = self._snapshot()
-        with open(self.run_dir / HISTORY_FILE, "a") as handle:
-            handle.write(json.dumps(line, separators=(",", ":")) + "\n")
+        append_snapshot(self.run_dir, line)
         self.last_step = self.num_timesteps
         return line
 

@@ -6,12 +6,15 @@
 weight, observation or reward turns NaN/inf. ``check_checkpoint``, ``load_checkpoint`` and
 ``restore_run_state`` continue a run from one (docs/runner.md, resume).
 
-Our own state loads without running code from the files: ``state.json`` (counters, RNG states,
-the config fingerprint) is JSON, and ``state.pkl`` (env, metrics and logger state) is read by
+Nothing in a checkpoint runs code when it is loaded: ``state.json`` (counters, RNG states, the
+config fingerprint) is JSON, and ``state.pkl`` (env, metrics and logger state) is read by
 :func:`causalrl.core.safe_pickle.safe_load`, which refuses every name outside an allowlist of
 numpy, gymnasium, MuJoCo and causalrl types. A bandit agent's ``model.zip`` is read the same way.
-Stable-Baselines3's ``model.zip`` and ``replay_buffer.pkl`` hold pickles of SB3's own making;
-resume says so in one line before loading them.
+Stable-Baselines3's ``model.zip`` is loaded by ``causalrl.envs.experts.load_sb3_algorithm``
+(its pickled settings rebuilt without unpickling, tensors with ``torch.load(weights_only=True)``)
+and ``replay_buffer.pkl`` through the allowlist with SB3's buffer classes, then checked against
+the agent. Every field is range-checked before anything in the run directory changes
+(:mod:`causalrl.experiment.run.untrusted`; docs/runner.md).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import copy
 import json
 import os
 import random
+import re
 import shutil
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,8 +35,23 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from causalrl.agents.base import BanditAgent
 from causalrl.core.safe_pickle import UnsafePickleError, safe_load
+from causalrl.envs.experts import load_sb3_algorithm
 from causalrl.experiment.config import fingerprint as config_fingerprint
-from causalrl.experiment.run.rundir import fsync_directory, fsync_tree, write_json_atomic
+from causalrl.experiment.run.rundir import (
+    UnsafeRunDirectory,
+    fsync_directory,
+    fsync_tree,
+    read_json_file,
+    write_json_atomic,
+)
+from causalrl.experiment.run.untrusted import (
+    check_action_space_state,
+    check_progress_rows,
+    check_rng_states,
+    check_sb3_settings,
+    check_state,
+    load_replay_buffer,
+)
 
 if TYPE_CHECKING:
     from causalrl.experiment.run.callbacks import MetricsCallback
@@ -43,7 +61,7 @@ __all__ = ["CheckpointCallback", "NonFiniteError", "save_checkpoint", "load_chec
 
 #: BaseCallback's machinery and MetricsCallback's ground-truth reader: not part of a callback's state
 _CALLBACK_MACHINERY = ("model", "n_calls", "num_timesteps", "verbose", "locals", "globals", "parent", "truth",
-                      "evaluate")
+                      "evaluate", "_observation_shape")
 #: attributes through which an env layer holds the layers it wraps (VecEnvWrapper, VecEnv, gymnasium Wrapper)
 _INNER_LAYERS = ("venv", "envs", "env")
 _LOGGER_STATE = ("name_to_value", "name_to_count", "name_to_excluded")
@@ -52,6 +70,7 @@ CHECKPOINT_FORMAT = 2
 _STATE_GLOBALS = frozenset([("mujoco._structs", "MjModel"), ("mujoco._structs", "MjData")])
 _STATE_PACKAGES = ("causalrl.core", "causalrl.envs", "gymnasium.spaces", "gymnasium.envs", "gymnasium.wrappers",
                    "gymnasium.utils", "gymnasium.core")
+_STEP_FOLDER = re.compile(r"step_(\d{10})")
 
 
 class NonFiniteError(ArithmeticError):
@@ -153,6 +172,8 @@ def save_checkpoint(folder: Path, agent, metrics: MetricsCallback, fingerprint: 
                            values not yet written to a row (loaded through the allowlist)
     """
     folder = Path(folder)
+    if folder.parent.is_symlink():  # never write (or delete) through a link out of the run directory
+        raise UnsafeRunDirectory(f"{folder.parent}: a symbolic link; causalrl writes checkpoints only inside the run")
     staging = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -184,20 +205,31 @@ def save_checkpoint(folder: Path, agent, metrics: MetricsCallback, fingerprint: 
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run directory (None when it has none)."""
-    folders = sorted((Path(run_dir) / "checkpoints").glob("step_*"))
-    return folders[-1] if folders else None
+    """The newest complete checkpoint of a run directory (None when it has none). Staging
+    folders (``.step_*.tmp``) and ``failed_step_*`` are skipped; any other ``step_*`` entry than a
+    folder ``step_`` + ten digits is refused (causalrl never writes one)."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.startswith("step_"):
+            if not _STEP_FOLDER.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+                raise ValueError(f"{entry}: not a checkpoint causalrl writes (a folder step_ and ten digits); delete "
+                                 "it, or give the run directory it came from")
+            found.append(entry)
+    return max(found) if found else None
 
 
 def read_checkpoint_info(folder: Path) -> dict:
-    """A checkpoint's state.json (format, step, rows, fingerprint, env layers, RNG states)."""
+    """A checkpoint's state.json (format, step, rows, fingerprint, env layers, RNG states), every
+    field type- and range-checked (the RNG states by applying them to scratch generators)."""
     folder = Path(folder)
     try:
-        info = json.loads((folder / "state.json").read_text())
-    except (OSError, ValueError) as error:
-        text = " ".join(str(error).split())[:200]
-        raise ValueError(f"checkpoint {folder}: unreadable state.json ({type(error).__name__}: {text}); delete that "
-                         "folder to restart the run from step 0") from None
+        info = read_json_file(folder / "state.json")
+    except ValueError as error:
+        raise ValueError(f"checkpoint {folder}: unreadable state.json ({error}); delete that folder to restart the "
+                         "run from step 0") from None
     if not isinstance(info, dict) or info.get("format") != CHECKPOINT_FORMAT:
         found = info.get("format") if isinstance(info, dict) else None
         raise ValueError(f"checkpoint {folder}: format {found!r}, this causalrl reads format {CHECKPOINT_FORMAT}; "
@@ -206,12 +238,22 @@ def read_checkpoint_info(folder: Path) -> dict:
         if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
             raise ValueError(f"checkpoint {folder}: state.json has no valid {key!r}; delete that folder to restart "
                              "the run from step 0")
+    name = _STEP_FOLDER.fullmatch(folder.name)
+    if info["step"] < 1 or info["rows"] < 0 or (name is not None and int(name.group(1)) != info["step"]):
+        raise ValueError(f"checkpoint {folder}: state.json says step {info['step']} and {info['rows']} rows, which "
+                         "do not fit the folder; delete that folder to restart the run from step 0")
+    if not all(isinstance(layer, str) for layer in info["env_layers"]) or not (
+            info.get("fingerprint") is None or isinstance(info["fingerprint"], str)):
+        raise ValueError(f"checkpoint {folder}: state.json's env_layers or fingerprint is damaged; delete that "
+                         "folder to restart the run from step 0")
+    check_rng_states(folder, info["rng"])
     return info
 
 
-def check_checkpoint(folder: Path, config) -> dict:
+def check_checkpoint(folder: Path, config, run_dir: Path | None = None) -> dict:
     """Refuse, before anything changes, a checkpoint that does not belong to ``config`` (the
-    run's config.yaml): another config fingerprint, or more steps than ``total_steps``."""
+    run's config.yaml): another config fingerprint, more steps than ``total_steps``, or a row
+    count that does not fit ``run_dir``'s progress.csv."""
     info = read_checkpoint_info(folder)
     if info.get("fingerprint") != config_fingerprint(config):
         raise ValueError(f"checkpoint {folder}: config.yaml changed since the checkpoint was written (fingerprint "
@@ -220,26 +262,36 @@ def check_checkpoint(folder: Path, config) -> dict:
     if info["step"] >= config.total_steps:
         raise ValueError(f"checkpoint {folder}: at step {info['step']}, but total_steps is {config.total_steps}; "
                          "restore the config.yaml the run started with")
+    check_progress_rows(Path(run_dir) if run_dir is not None else Path(folder).parent.parent, folder, info["rows"],
+                        info["step"])
     return info
 
 
-def _uses_sb3_pickles(agent_cls) -> bool:
+def _uses_sb3_files(agent_cls) -> bool:
     return not (isinstance(agent_cls, type) and issubclass(agent_cls, BanditAgent))
 
 
-def load_checkpoint(folder: Path, agent_cls, env, **load_kwargs):
+def load_checkpoint(folder: Path, agent_cls, env, fresh_metrics=None, fresh_agent=None, **load_kwargs):
     """``(agent, state)`` from a checkpoint: the agent loaded with ``env`` (the run's env, built
     fresh from its config), its replay buffer and the env layers' state restored; the rest of
-    ``state`` goes to :func:`restore_run_state` once the logger and callbacks exist."""
+    ``state`` goes to :func:`restore_run_state` once the logger and callbacks exist. Nothing is
+    unpickled with a loader that can run code (unless inside ``trusting()``), and every saved
+    value is checked against the live env, ``fresh_metrics`` (a new MetricsCallback) and
+    ``fresh_agent`` (the agent the config builds: an SB3 model's settings must equal its own)."""
     folder = Path(folder)
     info = read_checkpoint_info(folder)
-    if _uses_sb3_pickles(agent_cls):
-        print(f"causalrl: note: loading {folder}/model.zip (and replay_buffer.pkl): Stable-Baselines3's format "
-              "holds pickles, which can run code; resume only run directories you trust", file=sys.stderr)
+    if fresh_agent is not None and _uses_sb3_files(agent_cls):
+        check_sb3_settings(folder, info["step"], fresh_agent)  # before SB3 builds anything from them
     try:
-        agent = agent_cls.load(folder / "model.zip", env=env, force_reset=False, **load_kwargs)
-        if (folder / "replay_buffer.pkl").exists():
-            agent.load_replay_buffer(folder / "replay_buffer.pkl")
+        if _uses_sb3_files(agent_cls):
+            agent = load_sb3_algorithm(agent_cls, folder / "model.zip", env=env, force_reset=False, **load_kwargs)
+            if (folder / "replay_buffer.pkl").exists():
+                load_replay_buffer(agent, folder / "replay_buffer.pkl")
+        else:
+            agent = agent_cls.load(folder / "model.zip", env=env, force_reset=False, **load_kwargs)
+        if int(getattr(agent, "num_timesteps", -1)) != info["step"]:
+            raise ValueError(f"model.zip is at step {getattr(agent, 'num_timesteps', None)!r}, state.json at "
+                             f"{info['step']}")
         layers = env_layers(agent.get_env())
         found = [type(layer).__name__ for layer in layers]
         if info["env_layers"] != found:
@@ -251,9 +303,11 @@ def load_checkpoint(folder: Path, agent_cls, env, **load_kwargs):
     except Exception as error:  # any damage to the files: one line naming the checkpoint
         if isinstance(error, ValueError) and str(error).startswith("checkpoint "):
             raise
-        text = " ".join(str(error).split())[:200]
+        text = " ".join(str(error).split())[:240]
         raise ValueError(f"checkpoint {folder}: unreadable ({type(error).__name__}: {text}); delete that folder "
                          "to restart the run from step 0") from None
+    check_state(folder, info, state, layers, fresh_metrics, _LOGGER_STATE)
+    check_action_space_state(folder, agent, info["rng"]["action_space"])
     for layer, saved in zip(layers, state["env"]):
         vars(layer).update(saved)
     return agent, {**info, **state}

@@ -1,12 +1,17 @@
 """The env of an ``env.intervention`` block (docs/rlif.md (c)): the world wrapped in
-``InterventionWrapper`` with a ``PolicyExpert`` built from saved models. The block is checked by
+``InterventionWrapper`` with a ``PolicyExpert`` built from saved models, loaded without running
+code from them (``causalrl.envs.experts.load_sb3_algorithm``; README, Pickles). The block is checked by
 ``causalrl.experiment.config.intervention_block``; the defaults are the wrapper's and the expert's."""
 
 from __future__ import annotations
 
-from causalrl.envs.experts import PolicyExpert
+from causalrl.envs.experts import PolicyExpert, load_sb3_algorithm
 from causalrl.envs.intervention import InterventionWrapper
-from causalrl.experiment.config.intervention_block import EXPERT_KEYS, WRAPPER_KEYS, validate_intervention
+from causalrl.experiment.config.intervention_block import (
+    EXPERT_KEYS,
+    WRAPPER_KEYS,
+    validate_intervention,
+)
 from causalrl.experiment.config.plugins import resolve_agent
 
 __all__ = ["wrap_intervention"]
@@ -16,10 +21,12 @@ def wrap_intervention(env, block: dict):
     """``InterventionWrapper(env, PolicyExpert(...), ...)`` from a validated block."""
     block = validate_intervention(block)
     algorithm = block.get("algorithm", "sac")
-    acting = resolve_agent(algorithm).load(block["expert"], device="cpu")
+    # no unpickling unless the config says trust_models (README, Pickles); no replay buffer: they only act and judge
+    acting = load_sb3_algorithm(resolve_agent(algorithm), block["expert"], device="cpu", buffer_size=1)
     judge = None
     if block.get("reference") is not None:
-        judge = resolve_agent(block.get("reference_algorithm", algorithm)).load(block["reference"], device="cpu")
+        judge = load_sb3_algorithm(resolve_agent(block.get("reference_algorithm", algorithm)), block["reference"],
+                                   device="cpu", buffer_size=1)
     for name, model in (("expert", acting), ("reference", judge)):
         if model is not None and (model.observation_space.shape != env.observation_space.shape
                                   or model.action_space.shape != env.action_space.shape):

@@ -9,14 +9,35 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 from pathlib import Path
 
 __all__ = ["write_text_atomic", "write_json_atomic", "is_complete", "read_status", "process_alive", "lock_directory",
-           "DirectoryInUse", "make_run_dir", "check_name", "fsync_tree"]
+           "DirectoryInUse", "UnsafeRunDirectory", "RunFailed", "make_run_dir", "check_name", "fsync_tree",
+           "check_run_files", "remove_unfinished", "read_json_file", "MAX_RUN_FILE_BYTES"]
+
+#: the largest JSON file of a run directory read (status, summary, run.json, a checkpoint's state.json)
+MAX_RUN_FILE_BYTES = 4 * 1024 * 1024
+#: the most entries a run directory may hold before resume refuses to walk it
+_MAX_ENTRIES = 100_000
+#: the largest process id any supported system hands out (Linux pid_max is at most 2**22)
+_MAX_PID = 2**22
 
 
 class DirectoryInUse(ValueError):
     """Another process holds the directory's lock."""
+
+
+class UnsafeRunDirectory(ValueError):
+    """A run directory holds something causalrl never writes there (a symbolic link, a device, a
+    pipe): refused before anything is read or changed (docs/runner.md, reliability)."""
+
+
+class RunFailed(RuntimeError):
+    """A run that had started (its directory exists) failed; ``status.json`` says ``failed`` with
+    the step, and the message is one line naming the run directory and how to continue. The
+    command line exits with status 1 (docs/runner.md, exit codes)."""
 
 
 def lock_directory(directory: Path, what: str = "run"):
@@ -28,7 +49,13 @@ def lock_directory(directory: Path, what: str = "run"):
     import fcntl
 
     directory = Path(directory)
-    handle = open(directory / ".lock", "a+")
+    try:  # O_NOFOLLOW: a planted .lock link must not make us write a pid into its target
+        handle = os.fdopen(os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), "r+")
+    except OSError:
+        if os.path.islink(directory / ".lock"):
+            raise UnsafeRunDirectory(f"{directory}/.lock: a symbolic link, which causalrl never writes; delete it "
+                                     "(rm, not rm -r) and try again") from None
+        raise
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -106,17 +133,50 @@ def write_json_atomic(path: Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def read_json_file(path: Path, limit: int = MAX_RUN_FILE_BYTES):
+    """The JSON value of a run file, read as untrusted input: a regular file (no link followed),
+    at most ``limit`` bytes, UTF-8, nesting bounded; a one-line ``ValueError`` naming it otherwise."""
+    path = Path(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        reason = "a symbolic link" if os.path.islink(path) else (error.strerror or str(error))
+        raise ValueError(f"{path}: cannot read ({reason})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path}: larger than the {limit // 2**20} MiB a run file may have; the directory is damaged")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        text = " ".join(str(error).split())[:120]
+        raise ValueError(f"{path}: not valid JSON ({type(error).__name__}: {text})") from None
+
+
 def _read_json(path: Path) -> dict:
     try:
-        data = json.loads(Path(path).read_text())
+        data = read_json_file(path)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def is_complete(run_dir: Path) -> bool:
-    """True when ``run_dir/summary.json`` exists and says ``"status": "complete"``."""
-    return _read_json(Path(run_dir) / "summary.json").get("status") == "complete"
+    """True when ``run_dir/summary.json`` is a summary the runner writes at the end and says
+    ``"status": "complete"``: ``steps`` a count, ``final`` a mapping of numbers. A bare
+    ``{"status": "complete"}`` (planted, or from elsewhere) is no finished run."""
+    summary = _read_json(Path(run_dir) / "summary.json")
+    final, steps = summary.get("final"), summary.get("steps")
+    return (summary.get("status") == "complete" and isinstance(steps, int) and not isinstance(steps, bool)
+            and steps > 0 and isinstance(final, dict) and all(isinstance(key, str) and _number(value)
+                                                              for key, value in final.items())
+            and all(isinstance(summary.get(key), str) for key in ("env", "agent")))
 
 
 def read_status(run_dir: Path) -> dict:
@@ -126,7 +186,7 @@ def read_status(run_dir: Path) -> dict:
 
 def process_alive(pid) -> bool:
     """Whether another process with this id exists (a run killed by a signal leaves its pid behind)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid == os.getpid():
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= _MAX_PID or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
@@ -135,3 +195,45 @@ def process_alive(pid) -> bool:
     except (PermissionError, OverflowError):
         return isinstance(pid, int) and pid > 0
     return True
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Refuse a run directory holding anything causalrl never writes there: a symbolic link
+    anywhere inside it (resume would follow it out of the directory), a pipe or a device. Walked
+    without following links, before anything in it is read for writing or changed."""
+    run_dir = Path(run_dir)
+    todo, seen = [run_dir], 0
+    while todo:
+        folder = todo.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                seen += 1
+                if seen > _MAX_ENTRIES:
+                    raise UnsafeRunDirectory(f"{run_dir}: holds more than {_MAX_ENTRIES} entries, more than a run "
+                                             "writes; give a run directory (runs/<experiment>/<run>)")
+                if entry.is_symlink():
+                    raise UnsafeRunDirectory(f"{entry.path}: a symbolic link inside the run directory, which causalrl "
+                                             "never writes (it would be followed out of the run); remove the link")
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(Path(entry.path))
+                elif not entry.is_file(follow_symlinks=False):
+                    raise UnsafeRunDirectory(f"{entry.path}: not a regular file (a pipe, socket or device), which "
+                                             "causalrl never writes in a run directory; remove it")
+
+
+def remove_unfinished(directory: Path) -> None:
+    """Delete an unfinished run directory so that it can be run again (sweeps re-run unfinished
+    trials), holding its lock while deleting: a live run or ``--resume`` of it makes this raise
+    :class:`DirectoryInUse` and leaves it alone. A symbolic link is refused, never followed."""
+    directory = Path(directory)
+    if directory.is_symlink():
+        raise UnsafeRunDirectory(f"{directory}: a symbolic link, not a run directory; remove the link")
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise UnsafeRunDirectory(f"{directory}: not a directory; remove it")
+    lock = lock_directory(directory)
+    try:
+        shutil.rmtree(directory)
+    finally:
+        lock.close()

@@ -2,6 +2,7 @@
 ``resume(run_dir)`` continues one that was interrupted.
 
     runs/<experiment>/<env>__<agent>__s<seed>__<timestamp>/
+      run.json       the config's fingerprint, written before config.yaml (resume checks it)
       config.yaml    resolved config (re-run with `causalrl run <this file>`)
       progress.csv   one row per log interval (SB3 logger: csv + tensorboard)
       status.json    running | failed | interrupted | complete, and the last checkpoint
@@ -11,13 +12,18 @@
       summary.json   final metrics and "status": "complete", written atomically last
 
 Everything is built and validated before the directory is created, so bad input leaves nothing
-behind, and a directory without a complete summary.json is an unfinished run. A resumed run
-cuts progress.csv back to the rows its checkpoint had logged and goes on from there, so no step
-is logged twice or lost; bandit runs end byte-identical to an uninterrupted run.
+behind (``ConfigError``, exit status 2), and a directory without a complete summary.json is an
+unfinished run. Once the directory exists, any failure, ``SystemExit`` from plugin code included,
+marks status.json ``failed`` with the step and raises :class:`~.rundir.RunFailed` (exit status 1).
+A resume reads the run directory as untrusted input and checks all of it before its first write
+(:mod:`causalrl.experiment.run.untrusted`); it then cuts progress.csv back to the rows its
+checkpoint had logged and goes on from there, so no step is logged twice or lost; bandit runs end
+byte-identical to an uninterrupted run (docs/runner.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -37,7 +43,8 @@ from stable_baselines3.common.logger import (
 )
 from stable_baselines3.common.utils import set_random_seed
 
-from causalrl.experiment.config import ConfigError, RunConfig, fingerprint, load_experiment, to_yaml
+from causalrl.core.safe_pickle import trusting
+from causalrl.experiment.config import ConfigError, RunConfig, fingerprint, load_experiment, one_line, to_yaml
 from causalrl.experiment.config.plugins import (
     import_object,
     is_import_path,
@@ -45,7 +52,7 @@ from causalrl.experiment.config.plugins import (
     resolve_agent,
 )
 from causalrl.experiment.figures.curves import plot_bandit_runs
-from causalrl.experiment.run.callbacks import MetricsCallback
+from causalrl.experiment.run.callbacks import MetricsCallback, StructureHistory
 from causalrl.experiment.run.checkpoints import (
     CheckpointCallback,
     NonFiniteError,
@@ -55,8 +62,11 @@ from causalrl.experiment.run.checkpoints import (
     restore_run_state,
 )
 from causalrl.experiment.run.evaluation import make_evaluator
+from causalrl.experiment.run.history import check_history, keep_history_until
 from causalrl.experiment.run.intervention_env import wrap_intervention
 from causalrl.experiment.run.rundir import (
+    RunFailed,
+    check_run_files,
     fsync_tree,
     is_complete,
     lock_directory,
@@ -67,8 +77,12 @@ from causalrl.experiment.run.rundir import (
     write_text_atomic,
 )
 from causalrl.experiment.run.tracking import WandbOutputFormat, log_config_to_tensorboard
+from causalrl.experiment.run.untrusted import check_run_fingerprint
 
-__all__ = ["RunResult", "run", "resume", "build_env", "build_agent", "read_run_config"]
+__all__ = ["RunResult", "run", "resume", "build_env", "build_agent", "read_run_config", "RUN_FILE"]
+
+#: written before config.yaml: the config's fingerprint at run start (docs/runner.md, fingerprint)
+RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True)
@@ -141,20 +155,23 @@ def build_env(config: RunConfig):
     load_plugins()
     kwargs = dict(config.env.kwargs)
     intervention = kwargs.pop("intervention", None)
-    try:
-        if is_import_path(config.env.id) and not re.search(r"-v\d+$", config.env.id):
-            env = import_object(config.env.id, "env.id")(**kwargs)
-        else:
-            env = gym.make(config.env.id, **kwargs)
-    except gym.error.Error as error:
-        raise ConfigError(f"env.id: {error}") from None
-    except _CONSTRUCTION_ERRORS as error:  # an argument the world's own checks missed: still one line
-        raise ConfigError(f"env ({config.env.id}): {_one_line(error)}") from error
-    if intervention is not None:
+    with trusting(config.trust_models):  # model files the config names (env.judge, env.intervention)
         try:
-            env = wrap_intervention(env, intervention)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+            if is_import_path(config.env.id) and not re.search(r"-v\d+$", config.env.id):
+                env = import_object(config.env.id, "env.id")(**kwargs)
+            else:
+                env = gym.make(config.env.id, **kwargs)
+        except gym.error.Error as error:
+            raise ConfigError(f"env.id: {error}") from None
+        except _CONSTRUCTION_ERRORS as error:  # an argument the world's own checks missed: still one line
+            raise ConfigError(f"env ({config.env.id}): {one_line(error, limit=300)}") from error
+        except SystemExit as error:  # plugin code that calls sys.exit must not end the command "successfully"
+            raise ConfigError(f"env ({config.env.id}): its constructor called sys.exit({error.code!r})") from None
+        if intervention is not None:
+            try:
+                env = wrap_intervention(env, intervention)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
     return env
 
 
@@ -180,15 +197,13 @@ def build_agent(config: RunConfig, env):
     except AssertionError as error:  # SB3 checks spaces and settings with assert
         raise ConfigError(f"agent[{config.agent.name}]: {' '.join(str(error).split())}") from None
     except _CONSTRUCTION_ERRORS as error:  # a setting the learner's own checks missed: still one line
-        raise ConfigError(f"agent[{config.agent.name}]: {_one_line(error)}") from error
+        raise ConfigError(f"agent[{config.agent.name}]: {one_line(error, limit=300)}") from error
+    except SystemExit as error:
+        raise ConfigError(f"agent[{config.agent.name}]: its constructor called sys.exit({error.code!r})") from None
 
 
 #: what a world or learner constructor raises for a bad argument it does not check itself
 _CONSTRUCTION_ERRORS = (TypeError, ArithmeticError, RuntimeError, MemoryError, AttributeError, IndexError)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
 
 
 def _check_buffer_memory(config: RunConfig, env) -> None:
@@ -256,9 +271,13 @@ def run(config: RunConfig, verbose: bool = False, run_dir: Path | None = None) -
         except FileExistsError:
             raise ConfigError(f"{run_dir}: exists already; a new run needs a new directory") from None
     lock = lock_directory(run_dir)  # held until the run ends; a second process cannot touch it
-    try:
+
+    def start() -> None:  # the fingerprint first: a directory with a config.yaml always has one
+        write_json_atomic(run_dir / RUN_FILE, {"format": 1, "fingerprint": fingerprint(config)})
         write_text_atomic(run_dir / "config.yaml", to_yaml(config))
-        return _train(config, run_dir, env, agent, None, None, verbose, started)
+
+    try:
+        return _train(config, run_dir, env, agent, None, None, verbose, started, start)
     finally:
         lock.close()
 
@@ -280,15 +299,19 @@ def read_run_config(run_dir: Path) -> RunConfig:
     return configs[0]
 
 
-def resume(run_dir: Path, verbose: bool = False, progress_bar: bool | None = None) -> RunResult:
+def resume(run_dir: Path, verbose: bool = False, progress_bar: bool | None = None,
+           trust_models: bool = False) -> RunResult:
     """Continue the unfinished run in ``run_dir`` from its newest checkpoint (from step 0 when it
-    has none) up to the ``total_steps`` of its config.yaml, and complete its directory."""
+    has none) up to the ``total_steps`` of its config.yaml, and complete its directory.
+    ``trust_models`` (``--trust-models``) lets SB3's own loader unpickle the checkpoint's and the
+    config's model files; a ``trust_models`` in the run's config.yaml is ignored (the directory is
+    what is being trusted)."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     _check_run_directory(run_dir)
     lock = lock_directory(run_dir)  # before anything is read for writing: a second --resume fails here
     try:
-        return _resume_locked(run_dir, verbose, progress_bar, started)
+        return _resume_locked(run_dir, verbose, progress_bar, trust_models, started)
     finally:
         lock.close()
 
@@ -300,28 +323,63 @@ def _check_run_directory(run_dir: Path) -> None:
         raise ConfigError(f"--resume {run_dir}: not a run directory (no config.yaml); give runs/<experiment>/<run>")
 
 
-def _resume_locked(run_dir: Path, verbose: bool, progress_bar: bool | None, started: float) -> RunResult:
+def _resume_locked(run_dir: Path, verbose: bool, progress_bar: bool | None, trust_models: bool,
+                   started: float) -> RunResult:
+    """Every check first (nothing in ``run_dir`` changes until all pass), then the run goes on."""
+    check_run_files(run_dir)  # no link followed out of the directory, no pipe read
     config = read_run_config(run_dir)
-    if progress_bar is not None:
-        config = type(config)(**{**config.__dict__, "progress_bar": progress_bar})
+    changes = {"trust_models": trust_models, **({} if progress_bar is None else {"progress_bar": progress_bar})}
+    config = dataclasses.replace(config, **changes)
     checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is not None:
-        check_checkpoint(checkpoint, config)  # before anything in the directory changes
+    info = check_checkpoint(checkpoint, config, run_dir) if checkpoint is not None else None
+    check_run_fingerprint(run_dir, config, checkpoint, RUN_FILE)
+    step = -1 if info is None else info["step"]
+    check_history(run_dir, step)
     set_random_seed(config.seed)
     env = build_training_env(config)
     if checkpoint is None:
         agent, state = build_agent(config, env), None
     else:
         device = {"device": config.agent.kwargs["device"]} if "device" in config.agent.kwargs else {}
-        agent, state = load_checkpoint(checkpoint, resolve_agent(config.agent.name), env, **device)
-    return _train(config, run_dir, env, agent, checkpoint, state, verbose, started)
+        agent_cls = resolve_agent(config.agent.name)
+        fresh = build_agent(config, env) if _is_sb3_algorithm(agent_cls) else None  # what the checkpoint must match
+        with trusting(config.trust_models):
+            agent, state = load_checkpoint(checkpoint, agent_cls, env, fresh_metrics=MetricsCallback(config.log_interval),
+                                           fresh_agent=fresh, **device)
+
+    def cut_back() -> None:  # the first change to the directory: rows and snapshots after the checkpoint go
+        _keep_rows(run_dir / "progress.csv", 0 if state is None else state["rows"])
+        keep_history_until(run_dir, step)
+
+    return _train(config, run_dir, env, agent, checkpoint, state, verbose, started, cut_back)
 
 
 def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None, state: dict | None,
-           verbose: bool, started: float) -> RunResult:
+           verbose: bool, started: float, first_change) -> RunResult:
     """Train ``agent`` (fresh, or loaded from ``checkpoint`` with its ``state``) up to
-    ``config.total_steps`` into ``run_dir`` and write the summary."""
-    _keep_rows(run_dir / "progress.csv", 0 if state is None else state["rows"])
+    ``config.total_steps`` into ``run_dir`` and write the summary; ``first_change()`` makes the
+    run's first change to the directory. From there on every failure marks status.json
+    ``failed`` (with the step) and is raised as :class:`RunFailed`."""
+    metrics = MetricsCallback(config.log_interval, truth=lambda: _ground_truth(env), eval_interval=config.eval_interval)
+    guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint, fingerprint=fingerprint(config))
+    try:
+        first_change()
+        return _train_changing(config, run_dir, env, agent, state, verbose, started, metrics, guard)
+    except (NonFiniteError, KeyboardInterrupt, GeneratorExit):
+        raise  # the guard saved the state at failure / status.json says interrupted
+    except BaseException as error:  # SystemExit from plugin code too: the run failed, whatever it said
+        step = int(getattr(agent, "num_timesteps", 0) or 0)
+        line = one_line(error, limit=300)
+        try:
+            guard.write_status("failed", error=line)
+        except OSError:  # a full disk: status.json keeps its last state, resume works as after a kill
+            pass
+        raise RunFailed(f"run {run_dir} failed at step {step} ({line}); status.json says failed; fix the cause, then "
+                        f"`causalrl run --resume {run_dir}`") from error
+
+
+def _train_changing(config: RunConfig, run_dir: Path, env, agent, state: dict | None, verbose: bool, started: float,
+                    metrics: MetricsCallback, guard: CheckpointCallback) -> RunResult:
     logger = _logger(run_dir, verbose)
     if config.wandb is not None:
         logger.output_formats.append(WandbOutputFormat(run_dir, config.to_dict(), config.wandb))
@@ -329,18 +387,13 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
         log_config_to_tensorboard(logger, config, to_yaml(config))
     agent.set_logger(logger)
     eval_env = build_env(config) if config.eval_interval else None
-    evaluate = make_evaluator(eval_env, config.eval_episodes) if eval_env is not None else None
-    metrics = MetricsCallback(config.log_interval, truth=lambda: _ground_truth(env), evaluate=evaluate,
-                              eval_interval=config.eval_interval)
-    guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint, fingerprint=fingerprint(config))
+    metrics.evaluate = make_evaluator(eval_env, config.eval_episodes) if eval_env is not None else None
     callbacks = [metrics, guard]
-    if hasattr(type(agent), "learned_structure"):  # graph.png and structure.jsonl (causalrl.experiment.figures.graphs)
-        from causalrl.experiment.figures.graphs import keep_history_until
-        from causalrl.experiment.run.callbacks import StructureHistory
-
-        keep_history_until(run_dir, -1 if state is None else state["step"])
+    if hasattr(type(agent), "learned_structure"):  # graph.png and structure.jsonl (causalrl.experiment.run.history)
         callbacks.append(StructureHistory(run_dir, config.checkpoint_every, truth=lambda: _ground_truth(env),
                                           title=f"{config.agent.name} on {config.env.id} (seed {config.seed})"))
+        if state is not None:  # its last snapshot is the checkpoint's: the next is due one interval on
+            callbacks[-1].last_step = state["step"]
     if state is not None:
         restore_run_state(agent, metrics, state)
     guard.write_status("running")
@@ -349,11 +402,8 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
         # dumps every row (with whatever train/* values the algorithm recorded since the last one)
         agent.learn(config.total_steps - agent.num_timesteps, callback=callbacks, log_interval=None,
                     progress_bar=config.progress_bar, reset_num_timesteps=state is None)
-    except NonFiniteError:
-        raise  # the guard saved the state at failure and wrote status.json
-    except BaseException as error:
-        kind = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        guard.write_status(kind, error=" ".join(f"{type(error).__name__}: {error}".split()))
+    except KeyboardInterrupt as error:
+        guard.write_status("interrupted", error=one_line(error, limit=300))
         raise
     finally:
         agent.logger.close()
@@ -377,7 +427,8 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     }
     if state is not None:
         summary["resumed_from_step"] = state["step"]
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a complete run has nothing to resume
+    if not (run_dir / "checkpoints").is_symlink():  # never delete through a link (resume refuses them anyway)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a complete run has nothing to resume
     fsync_tree(run_dir)  # progress.csv, model.zip, events on disk before summary.json says complete
     guard.last_checkpoint = None
     guard.write_status("complete")

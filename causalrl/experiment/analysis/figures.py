@@ -1,0 +1,150 @@
+"""The report's figures: curves of IQM over seeds with 95% CI bands, final metrics with their
+CIs, performance profiles, and the grid of learned graphs. Each reads grouped runs
+(:mod:`causalrl.experiment.analysis.runs`) and draws with the figures room; matplotlib is
+imported on first use (:func:`causalrl.experiment.figures.style.pyplot`).
+
+File names are ``<kind>__<env slug>__<hash of the env's full identity>.png`` (:func:`plot_file_name`),
+so two envs never share a file however alike their labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+
+from causalrl.core.stats import iqm, performance_profile, stratified_bootstrap_ci
+from causalrl.experiment.analysis.runs import CURVE_PANELS, LOWER_IS_BETTER, MAIN_METRICS, Group, RunRecord, canonical
+from causalrl.experiment.figures.style import LOOKS, hatched_band, legend_below, pyplot, save_figure
+from causalrl.experiment.run.history import HISTORY_FILE, read_history, snapshot_structures
+
+__all__ = ["plot_file_name", "plot_curves", "plot_final", "plot_profiles", "graph_rows"]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")[:80] or "env"
+
+
+def plot_file_name(kind: str, env: str, env_key: str) -> str:
+    """``<kind>__<env slug>__<hash of the env's full identity>.png``: distinct for distinct envs."""
+    digest = hashlib.sha1(env_key.encode()).hexdigest()[:10]
+    return f"{kind}__{_slug(env)[:48]}__{digest}.png"
+
+
+def _curve_band(runs: list[RunRecord], metric: str, reps: int, cache: dict) -> tuple | None:
+    """Steps, IQM and 95% CI band of ``metric`` over the runs (on the steps every run logged)."""
+    curves = [cache[run.path].get(metric) for run in runs]
+    curves = [curve for curve in curves if curve]
+    if not curves:
+        return None
+    steps = sorted(set.intersection(*(set(curve) for curve in curves)))
+    if not steps:
+        return None
+    matrix = np.array([[curve[step] for step in steps] for curve in curves])  # (runs, steps)
+    point, low, high = stratified_bootstrap_ci([matrix], iqm, reps=reps, seed=0)
+    return np.array(steps), np.atleast_1d(point), np.atleast_1d(low), np.atleast_1d(high), len(curves)
+
+
+def plot_curves(env: str, groups: list[Group], path: Path, reps: int, cache: dict) -> Path | None:
+    """IQM over seeds against env steps with a 95% CI band, one panel per :data:`CURVE_PANELS`
+    entry the runs logged; ``cache`` maps a run's path to its :meth:`RunRecord.curves`."""
+    panels = []
+    for title, candidates in CURVE_PANELS.items():
+        metric = next((m for m in candidates if any(m in cache[run.path] for g in groups for run in g.ok)), None)
+        if metric is not None:
+            panels.append((title, metric))
+    if not panels:
+        return None
+    width = 5.2 * len(panels)
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(width, 4.6), squeeze=False)
+    handles = {}
+    for axis, (title, metric) in zip(axes[0], panels):
+        for index, group in enumerate(groups):
+            band = _curve_band(group.ok, metric, reps, cache)
+            if band is None:
+                continue
+            steps, point, low, high, count = band
+            colour, hatch, dash = LOOKS[index % len(LOOKS)]
+            line, = axis.plot(steps, point, color=colour, linestyle=dash, linewidth=1.8, label=f"{group.agent} (n={count})")
+            hatched_band(axis, steps, low, high, colour, hatch)
+            handles.setdefault(line.get_label(), line)
+        axis.set(xlabel="env steps", ylabel=f"{metric} (IQM over seeds)", title=title)
+        axis.grid(alpha=0.3)
+    legend_below(figure, handles, width)
+    return save_figure(figure, f"{env}: IQM with 95% stratified-bootstrap CI band", width, path)
+
+
+def plot_final(env: str, rows: list[tuple[str, dict[str, dict]]], path: Path) -> Path | None:
+    """IQM and 95% CI of up to four main final metrics, one row per agent; ``rows`` is
+    ``[(agent, {metric: stats with iqm, ci_low, ci_high})]``."""
+    metrics = [m for m in MAIN_METRICS if any(m in stats for _, stats in rows)][:4]
+    if not metrics:
+        return None
+    height = 2.0 + 0.45 * len(rows)
+    figure, axes = pyplot().subplots(1, len(metrics), figsize=(4.4 * len(metrics), height), squeeze=False)
+    labels = [agent for agent, _ in rows]
+    for axis, metric in zip(axes[0], metrics):
+        for index, (agent, stats) in enumerate(rows):
+            if metric not in stats:
+                continue
+            s = stats[metric]
+            axis.errorbar([s["iqm"]], [index], xerr=[[s["iqm"] - s["ci_low"]], [s["ci_high"] - s["iqm"]]],
+                          fmt="o", color=f"C{index % 10}", capsize=4, label=agent)
+        axis.set_yticks(range(len(labels)), labels if axis is axes[0][0] else [""] * len(labels), fontsize=8)
+        axis.set_ylim(-0.7, len(labels) - 0.3)
+        axis.invert_yaxis()
+        axis.set(xlabel="final value: IQM, 95% CI", title=metric)
+        axis.grid(alpha=0.3, axis="x")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="agent", title_fontsize=8)
+    return save_figure(figure, f"{env}: final metrics over seeds", 4.4 * len(metrics), path)
+
+
+def plot_profiles(env: str, tasks_by_metric: dict[str, dict[str, list[np.ndarray]]], path: Path, reps: int) -> Path | None:
+    """Performance profiles (run-score distributions) of up to two main metrics, with 95% CI bands;
+    ``tasks_by_metric`` is ``{metric: {agent: [final values of one task]}}``."""
+    metrics = [m for m in tasks_by_metric if len(tasks_by_metric[m]) >= 1][:2]
+    if not metrics:
+        return None
+    width = 5.2 * len(metrics)
+    figure, axes = pyplot().subplots(1, len(metrics), figsize=(width, 4.4), squeeze=False)
+    handles = {}
+    rng = np.random.default_rng(0)
+    for axis, metric in zip(axes[0], metrics):
+        higher = metric not in LOWER_IS_BETTER
+        values = np.concatenate([np.concatenate(t) for t in tasks_by_metric[metric].values()])
+        taus = np.linspace(values.min(), values.max(), 60) if values.max() > values.min() else np.array([values.min()])
+        for index, (agent, tasks) in enumerate(tasks_by_metric[metric].items()):
+            colour, hatch, dash = LOOKS[index % len(LOOKS)]
+            profile = performance_profile(tasks, taus, higher)
+            draws = np.array([performance_profile([t[rng.integers(0, len(t), len(t))] for t in tasks], taus, higher)
+                              for _ in range(max(100, reps // 10))])
+            low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+            line, = axis.plot(taus, profile, color=colour, linestyle=dash, linewidth=1.8,
+                              label=f"{agent} (n={sum(len(t) for t in tasks)})")
+            hatched_band(axis, taus, low, high, colour, hatch)
+            handles.setdefault(line.get_label(), line)
+        axis.set(xlabel=f"threshold tau on final {metric}",
+                 ylabel=f"share of runs with score {'>' if higher else '<='} tau", ylim=(-0.02, 1.02), title=metric)
+        axis.grid(alpha=0.3)
+    legend_below(figure, handles, width)
+    return save_figure(figure, f"{env}: performance profiles (run-score distributions, rliable)", width, path)
+
+
+def graph_rows(groups: list[Group], limit: int = 4) -> list[tuple[str, list[tuple]]]:
+    """The rows of :func:`causalrl.experiment.figures.graphs.plot_graph_grid` for the groups whose
+    runs kept graphs: ``(agent, [(seed label, learned, truth, reward node)])`` of up to ``limit``
+    runs each, at their last snapshot."""
+    rows = []
+    for group in groups:
+        runs = []
+        for run in sorted(group.ok, key=lambda r: canonical(r.seed))[:limit]:
+            if (run.path / HISTORY_FILE).is_file():
+                try:
+                    runs.append((f"seed {run.seed}", *snapshot_structures(read_history(run.path)[-1])))
+                except ValueError:
+                    continue
+        if runs:
+            rows.append((group.agent, runs))
+    return rows

@@ -1,0 +1,141 @@
+"""Where a batch's trials run: local worker processes, or a Ray cluster through Ray Tune. Both run
+the same trainable (:func:`causalrl.experiment.batch.trials.run_trial`) and report each trial's
+record through ``on_result(trial, record)`` as it finishes; each run seeds everything from its
+config, so results do not depend on the backend or the worker count.
+
+A job is a ``(trial, trial_dir)`` pair.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from causalrl.experiment.batch.trials import Progress, Trial, failed_record, run_trial
+from causalrl.experiment.config import ConfigError, one_line
+
+__all__ = ["BACKENDS", "Job", "check_backend", "run_local", "run_ray"]
+
+BACKENDS = ("local", "ray")
+Job = tuple[Trial, Path]
+OnResult = Callable[[Trial, dict], None]
+
+
+def check_backend(backend: str) -> None:
+    """Refuse an unknown backend, or Ray when it is not installed, before anything is written."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend: choose local or ray, got {backend!r}")
+    if backend == "ray":
+        _ray()
+
+
+def _ray():
+    try:  # deferred: Ray is an optional extra, and heavy
+        import ray
+    except ImportError:
+        raise ConfigError("--backend ray needs Ray: pip install -e '.[ray]'") from None
+    return ray
+
+
+# --- local worker processes -------------------------------------------------------------------
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the batch process dies (even by SIGKILL), so a restarted
+    batch never races an orphaned worker (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def run_local(jobs: list[Job], workers: int, on_result: OnResult, progress: Progress) -> None:
+    """Run the jobs in this process (``workers`` <= 1) or in a pool of ``workers`` processes."""
+    if workers <= 1:
+        for trial, trial_dir in jobs:
+            progress.started()
+            on_result(trial, run_trial(trial.config, trial_dir))
+        return
+    # spawn: the parent has torch imported, and forking a process with torch's threads is unsafe
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(run_trial, trial.config, trial_dir): trial for trial, trial_dir in jobs}
+        progress.started(min(workers, len(jobs)))
+        remaining = len(jobs)
+        for future in as_completed(futures):
+            trial = futures[future]
+            try:
+                record = future.result()
+            except Exception as error:  # the worker process itself died (BrokenProcessPool, ...)
+                record = failed_record(one_line(error))
+            remaining -= 1
+            progress.running = min(workers, remaining) + 1
+            on_result(trial, record)
+
+
+# --- Ray Tune ---------------------------------------------------------------------------------
+def _ray_trainable(config: dict) -> None:
+    """The Ray Tune function trainable: the same run_trial as the local backend."""
+    from ray import tune  # deferred: Ray is optional (this runs in a Ray worker)
+
+    record = run_trial(config["trial"]["config"], config["trial"]["dir"])
+    tune.report({"trial_status": record["status"], "trial_record": json.dumps(record)})
+
+
+def run_ray(jobs: list[Job], name: str, directory: Path, workers: int | None, on_result: OnResult,
+            progress: Progress, storage: str | None = None, address: str | None = None) -> None:
+    """Run the jobs as one Ray Tune grid named ``name`` (storage: ``storage``, default
+    ``<directory>/ray_results``) on the cluster at ``address`` (default: ``RAY_ADDRESS``, a local
+    ``ray start`` cluster, else a new local one), at most ``workers`` at once."""
+    ray = _ray()
+    from ray import tune  # deferred with ray itself
+
+    by_name = {trial.name: trial for trial, _ in jobs}
+
+    class _Report(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            progress.started()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            name = trial.config["trial"]["name"]
+            if name in by_name and "trial_record" in result:
+                on_result(by_name.pop(name), json.loads(result["trial_record"]))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            name = trial.config["trial"]["name"]
+            if name in by_name:  # Ray itself failed the trial (worker lost, ...)
+                error = getattr(trial, "error_file", None) or "see the Ray logs"
+                on_result(by_name.pop(name), failed_record(f"RayTrialError: {error}"))
+
+    # ray.init() joins RAY_ADDRESS or a `ray start` cluster on this node, else starts a local one
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    storage_path = storage or str((directory / "ray_results").resolve())
+    if "://" not in storage_path:
+        storage_path = str(Path(storage_path).resolve())
+    grid = [{"name": trial.name, "config": trial.config.to_dict(), "dir": str(trial_dir.resolve())}
+            for trial, trial_dir in jobs]
+    tuner = tune.Tuner(
+        tune.with_resources(_ray_trainable, {"cpu": 1}),
+        param_space={"trial": tune.grid_search(grid)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=workers or None,
+                                    trial_dirname_creator=lambda trial: trial.config["trial"]["name"]),
+        run_config=tune.RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_path,
+                                  callbacks=[_Report()], verbose=0),
+    )
+    try:
+        tuner.fit()
+    finally:
+        if started_here:
+            ray.shutdown()
+    for left in list(by_name):  # anything Ray never reported
+        on_result(by_name.pop(left), failed_record("RayTrialError: the trial reported nothing"))
