@@ -285,8 +285,8 @@ class CSLUCB(BanditAgent):
         (docs/csl-ucb.md (c)). Default 5.
     :param graph_detection_threshold: threshold of the ``"graph"`` detector. Default 20.0.
 
-    False alarms of the "column" detector forced on in stationary worlds (measured by
-    benchmarks/csl_ucb_nonstationary.py, T = 1500, agent seed 0): 0 alarms on 10 instances at
+    False alarms of the "column" detector forced on in stationary worlds (measured with the
+    protocol of ``causalrl bench csl-ucb-nonstationary``, T = 1500, agent seed 0): 0 alarms on 10 instances at
     N = 10, 6 at N = 15 and 3 at N = 18; the bound the tests hold is
     ``STATIONARY_FALSE_ALARMS_PER_1000_ROUNDS`` = 0.5 (docs/csl-ucb.md (c), (e)). Each alarm
     costs about 2 * n_es rounds of forced exploration.

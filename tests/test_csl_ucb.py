@@ -435,8 +435,8 @@ def test_column_detector_flags_a_swapped_column_within_its_window():
 
 def test_column_detector_false_alarm_rate_on_stationary_data():
     # The column detector forced on in stationary worlds (change_detection="column"); the bound
-    # is CSLUCB.STATIONARY_FALSE_ALARMS_PER_1000_ROUNDS, measured in
-    # benchmarks/csl_ucb_nonstationary.py --stationary. Here 4 instances x 1300 detection rounds
+    # is CSLUCB.STATIONARY_FALSE_ALARMS_PER_1000_ROUNDS, measured by the stationary stages of
+    # `causalrl bench csl-ucb-nonstationary`. Here 4 instances x 1300 detection rounds
     # at N = 10 (measured: 1 alarm, 0.19 per 1000).
     alarms, detection_rounds = 0, 0
     for n_nodes, instance_seed in [(10, 0), (10, 1), (10, 2), (10, 3)]:
