@@ -56,8 +56,8 @@ from scipy.linalg import solve_discrete_are
 
 from causalrl.core.rollout import episode_returns
 
-__all__ = ["LQRExpert", "PolicyExpert", "JudgedExpert", "load_sb3_model", "LQR_EXPERT_LEVELS", "LQR_EXPERT_SCORES",
-           "evaluate_expert", "collect_demonstrations"]
+__all__ = ["LQRExpert", "PolicyExpert", "JudgedExpert", "load_sb3_model", "load_sb3_algorithm", "LQR_EXPERT_LEVELS",
+           "LQR_EXPERT_SCORES", "evaluate_expert", "collect_demonstrations"]
 
 #: acting-policy parameters of the named levels (module docstring)
 LQR_EXPERT_LEVELS = {
@@ -304,7 +304,39 @@ def load_sb3_model(path, algorithm: str = "sac", device: str = "cpu"):
         path = path / "model.zip"
     if not path.is_file():
         raise ValueError(f"expert model {path}: not found; give a model.zip (e.g. from `causalrl run expert`)")
-    return getattr(stable_baselines3, algorithm.upper()).load(path, device=device)
+    # no unpickling unless the user trusts the file (README, Pickles); no replay buffer: it only acts
+    return load_sb3_algorithm(getattr(stable_baselines3, algorithm.upper()), path, device=device, buffer_size=1)
+
+
+def load_sb3_algorithm(algorithm_class, path, **load_kwargs):
+    """``algorithm_class.load(path, **load_kwargs)`` without running code from the file: every
+    pickled entry of the zip's settings is rebuilt by
+    :func:`causalrl.core.safe_pickle.sb3_custom_objects` (the policy and replay-buffer classes
+    must be SB3's or causalrl's, the rest numpy values, spaces, schedules) and the tensors load
+    with ``torch.load(weights_only=True)``. Inside ``causalrl.core.safe_pickle.trusting()`` SB3's
+    own loader runs instead (the user's ``trust_models``, README "Pickles").
+
+    :param algorithm_class: an SB3 algorithm class (SAC, TD3, RLIF, CIP, ...).
+    :param path: the ``model.zip``.
+    :param load_kwargs: passed to ``algorithm_class.load`` (``env``, ``device``, ...).
+    :return: the loaded algorithm.
+    :raises ValueError: one line naming the file when it is damaged, needs code to load, or holds
+        a model of another class.
+    """
+    from stable_baselines3.common.buffers import ReplayBuffer
+    from stable_baselines3.common.policies import BasePolicy
+
+    from causalrl.core.safe_pickle import models_trusted, sb3_custom_objects
+
+    if models_trusted():
+        return algorithm_class.load(path, **load_kwargs)
+    packages = tuple({"stable_baselines3", "causalrl.agents", algorithm_class.__module__.split(".")[0]})
+    objects = sb3_custom_objects(path, {"policy_class": BasePolicy, "replay_buffer_class": ReplayBuffer}, packages)
+    try:
+        return algorithm_class.load(path, custom_objects=objects, **load_kwargs)
+    except Exception as error:  # a damaged or foreign file, whatever SB3 or torch raise for it: one line
+        text = " ".join(str(error.args[0] if isinstance(error, KeyError) and error.args else error).split())[:200]
+        raise ValueError(f"{path}: cannot load as {algorithm_class.__name__} ({type(error).__name__}: {text})") from None
 
 
 def evaluate_expert(env: gym.Env, policy, n_episodes: int = 100, seed: int = 0) -> dict:
