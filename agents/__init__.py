@@ -19,9 +19,9 @@ BUILTIN_AGENTS = {
     # causal bandits (docs/csl-ucb.md, docs/bandits.md)
     "ucb": ("causalrl.agents.ucb:UCB", "UCB over all 2^N interventions, blind to the graph (Auer et al. 2002)."),
     "linsem-ts-oracle": ("causalrl.agents.linsem:LinSEMTS",
-                         "ORACLE: LinSEM-TS, Thompson sampling on the true graph (Varici et al. 2022, arXiv:2203.05558)."),
+                         "ORACLE: LinSEM-TS, Thompson sampling on the true graph (Varici et al. 2023, arXiv:2208.12764)."),
     "linsem-ucb-oracle": ("causalrl.agents.linsem:LinSEMUCB",
-                          "ORACLE: LinSEM-UCB, optimism on the true graph (Varici et al. 2022, arXiv:2203.05558)."),
+                          "ORACLE: LinSEM-UCB, optimism on the true graph (Varici et al. 2023, arXiv:2208.12764)."),
     "etc-dagma": ("causalrl.agents.explore_commit:ExploreThenCommit",
                   "Explore-then-commit: random rounds, DAGMA structure learning, then greedy on the fitted SEM."),
     "csl-ucb": ("causalrl.agents.csl_ucb:CSLUCB",
@@ -57,6 +57,8 @@ _EXPORTS = {
     "ExploreThenCommit": "causalrl.agents.explore_commit", "CIP": "causalrl.agents.cip", "ACE": "causalrl.agents.cip",
     "DelayedSAC": "causalrl.agents.cip", "CIPNoEmpowerment": "causalrl.agents.cip",
     "RLIF": "causalrl.agents.rlif", "DAgger": "causalrl.agents.dagger", "HGDAgger": "causalrl.agents.dagger",
+    "EnsembleMLP": "causalrl.agents.ensemble", "EnsembleCritic": "causalrl.agents.ensemble",
+    "BatchedSAC": "causalrl.agents.batched_sac",
 }
 __all__ = list(_EXPORTS)
 

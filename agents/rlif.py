@@ -35,10 +35,11 @@ Q(s, a_ref) - Q(s, a_pi) of the value test) and ``judge/delta`` (the wrapper's d
 when calibrated by ``delta="auto"``).
 
 The learner is RLPD-style SAC (docs/rlif.md (b) table): a tanh-Gaussian actor; an ensemble of
-``n_critics`` Q networks with LayerNorm; a target that is the minimum over a random subset of
-``n_target_critics`` target critics, with no entropy term; ``utd_ratio`` critic updates per env
-step, then one actor and one temperature update on the last critic minibatch; the actor uses
-the *mean* over the ensemble.
+``n_critics`` Q networks with LayerNorm, held as one vectorised ``EnsembleCritic`` (docs/rlif.md
+(b) "Ensemble"; models saved with separate critic networks are converted on load); a target
+that is the minimum over a random subset of ``n_target_critics`` target critics, with no
+entropy term; ``utd_ratio`` critic updates per env step, then one actor and one temperature
+update on the last critic minibatch; the actor uses the *mean* over the ensemble.
 """
 
 from __future__ import annotations
@@ -50,41 +51,37 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
-from stable_baselines3.common.policies import ContinuousCritic
-from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
-from torch import nn
 from torch.nn import functional as F
 
-from causalrl.agents.nets import load_demonstrations, mlp
+from causalrl.agents.ensemble import EnsembleCritic, frozen_parameters
+from causalrl.agents.nets import load_demonstrations
 from causalrl.core.checks import check_int
 
-__all__ = ["RLIF", "RLIFPolicy", "LayerNormCritic"]
+__all__ = ["RLIF", "EnsembleCritic", "LayerNormCritic", "RLIFPolicy"]
 
 
-class LayerNormCritic(ContinuousCritic):
-    """SB3's ContinuousCritic with Linear -> LayerNorm -> activation hidden layers (RLPD's
-    ``critic_layer_norm``); ``layer_norm=False`` is SB3's plain MLP."""
+class LayerNormCritic(EnsembleCritic):
+    """``EnsembleCritic`` with LayerNorm by default (RLPD's ``critic_layer_norm``); the name of
+    RLIF's critic before the ensemble was vectorised.
 
-    def __init__(self, *, layer_norm: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.layer_norm = layer_norm
-        if not layer_norm:
-            return
-        activation = kwargs.get("activation_fn", nn.ReLU)
-        self.q_networks = []
-        for index in range(self.n_critics):
-            body, width = mlp(kwargs["features_dim"] + get_action_dim(self.action_space), kwargs["net_arch"], activation,
-                              layer_norm=True)
-            network = nn.Sequential(*body, nn.Linear(width, 1))
-            self.add_module(f"qf{index}", network)  # replaces SB3's plain MLP of the same name
-            self.q_networks.append(network)
+    :param layer_norm: a LayerNorm after every hidden Linear. Default True.
+    """
+
+    def __init__(self, *args, layer_norm: bool = True, **kwargs):
+        super().__init__(*args, layer_norm=layer_norm, **kwargs)
 
 
 class RLIFPolicy(SACPolicy):
-    """SAC's policy with an RLPD critic: ``n_critics`` (default 10) LayerNorm Q networks and
-    (256, 256, 256) hidden layers by default (docs/rlif.md (b) table)."""
+    """SAC's policy with an RLPD critic: ``n_critics`` (default 10) LayerNorm Q networks held as
+    one vectorised ``EnsembleCritic`` (one batched product per layer for all of them, docs/rlif.md
+    (b) "Ensemble") and (256, 256, 256) hidden layers by default (docs/rlif.md (b) table).
+
+    :param critic_layer_norm: a LayerNorm after every hidden Linear of the critics (RLPD's
+        ``critic_layer_norm``). Default True.
+    """
 
     def __init__(self, *args, critic_layer_norm: bool = True, **kwargs):
         self.critic_layer_norm = critic_layer_norm
@@ -92,9 +89,9 @@ class RLIFPolicy(SACPolicy):
         kwargs.setdefault("n_critics", 10)
         super().__init__(*args, **kwargs)
 
-    def make_critic(self, features_extractor=None) -> ContinuousCritic:
+    def make_critic(self, features_extractor=None) -> EnsembleCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return LayerNormCritic(layer_norm=self.critic_layer_norm, **critic_kwargs).to(self.device)
+        return EnsembleCritic(layer_norm=self.critic_layer_norm, **critic_kwargs).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -218,6 +215,20 @@ class RLIF(SAC):
     def _excluded_save_params(self) -> list[str]:
         return super()._excluded_save_params() + ["demonstrations", "_pending_transition", "_judge_delta"]
 
+    def set_parameters(self, load_path_or_dict, exact_match: bool = True, device="auto") -> None:
+        """SB3's ``set_parameters``, which also reads models saved before the critic ensemble was
+        vectorised (separate ``critic.qf{i}`` networks and their Adam state; docs/rlif.md (b)
+        "Ensemble"): their weights and optimiser moments are stacked into the ensemble's layout.
+
+        :param load_path_or_dict: a saved model (path or file) or SB3's nested parameter dict.
+        :param exact_match: as SB3: every module and parameter must be given. Default True.
+        :param device: device to load onto. Default "auto".
+        """
+        params = load_path_or_dict
+        if not isinstance(params, dict):
+            _, params, _ = load_from_zip_file(load_path_or_dict, device=device, load_data=False)
+        super().set_parameters(_convert_legacy_critics(dict(params), self.policy), exact_match, device)
+
     def add_demonstrations(self, demonstrations: dict | str) -> int:
         """Put demonstration transitions into the replay buffer with reward 0 (docs/rlif.md (b)
         "Data"; (g) 4: rewards are never read). Returns the number added."""
@@ -327,15 +338,16 @@ class RLIF(SAC):
             with th.no_grad():
                 # y = r~ + gamma m min_{k in K} Qbar_k(s', a'), a' ~ pi(.|s'), |K| = n_target_critics
                 next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
-                next_q = th.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
-                subset = th.randperm(next_q.shape[1], device=self.device)[: self.n_target_critics]
-                next_q = next_q[:, subset].min(dim=1, keepdim=True)[0]
+                subset = th.randperm(self.n_critics, device=self.device)[: self.n_target_critics]
+                # only the subset's target critics are evaluated (the others would be discarded)
+                next_q = self.critic_target.q_values(batch.next_observations, next_actions, subset)
+                next_q = next_q.min(dim=1, keepdim=True)[0]
                 if self.backup_entropy:
                     next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
                 discounts = batch.discounts if batch.discounts is not None else self.gamma
                 target_q = batch.rewards + (1 - batch.dones) * discounts * next_q
             # L_Q = mean over critics and batch of (Q_i(s, a) - y)^2
-            current_q = th.cat(self.critic(batch.observations, batch.actions), dim=1)
+            current_q = self.critic.q_values(batch.observations, batch.actions)
             critic_loss = F.mse_loss(current_q, target_q.expand_as(current_q))
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
@@ -348,7 +360,8 @@ class RLIF(SAC):
         # L_pi = E[alpha log pi(a~|s) - mean_i Q_i(s, a~)] on the last critic minibatch
         actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
         log_prob = log_prob.reshape(-1, 1)
-        q_pi = th.cat(self.critic(batch.observations, actions_pi), dim=1).mean(dim=1, keepdim=True)
+        with frozen_parameters(self.critic):  # the actor loss updates the actor only
+            q_pi = self.critic.q_values(batch.observations, actions_pi).mean(dim=1, keepdim=True)
         actor_loss = (ent_coef * log_prob - q_pi).mean()
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
@@ -364,3 +377,62 @@ class RLIF(SAC):
         self.logger.record("train/ent_coef", float(ent_coef))
         self.logger.record("train/actor_loss", actor_loss.item())
         self.logger.record("train/critic_loss", float(np.mean(critic_losses)))
+
+
+# --- models saved with separate critic networks (before the vectorised ensemble) -------------------
+def _legacy_member_names(policy_state: dict, prefix: str) -> dict[str, list[str]] | None:
+    """Map each ``q_ensemble`` parameter (relative name) to its per-member legacy names, or None
+    when ``policy_state`` has no legacy critic under ``prefix``. A legacy member ``qf{e}`` is an
+    ``nn.Sequential`` of Linear (2-D weight) and LayerNorm (1-D weight) layers in index order."""
+    if f"{prefix}qf0.0.weight" not in policy_state:
+        return None
+    members = sorted({int(key[len(prefix) + 2:].split(".")[0]) for key in policy_state
+                      if key.startswith(f"{prefix}qf")})
+    linears, norms = [], []
+    indices = sorted({int(key.split(".")[-2]) for key in policy_state if key.startswith(f"{prefix}qf0.")})
+    for index in indices:
+        (linears if policy_state[f"{prefix}qf0.{index}.weight"].dim() == 2 else norms).append(index)
+    targets = [f"hidden.{i}" for i in range(len(linears) - 1)] + ["output"]
+    names: dict[str, list[str]] = {}
+    for target, index in [*zip(targets, linears), *((f"norms.{i}", index) for i, index in enumerate(norms))]:
+        for field in ("weight", "bias"):
+            names[f"{target}.{field}"] = [f"{prefix}qf{member}.{index}.{field}" for member in members]
+    return names
+
+
+def _stack_legacy(tensors: list[th.Tensor], shape: th.Size) -> th.Tensor:
+    """Stack per-member legacy tensors (Linear weights (out, in), biases and norms (width,)) into
+    the ensemble's (E, in, out) / (E, 1, width) layout."""
+    return th.stack([t.T if t.dim() == 2 else t.unsqueeze(0) for t in tensors]).reshape(shape)
+
+
+def _convert_legacy_critics(params: dict, policy: RLIFPolicy) -> dict:
+    """Rewrite the critic entries of an SB3 parameter dict saved with separate critic networks
+    (policy weights and ``critic.optimizer`` state) into the ``EnsembleCritic`` layout."""
+    state = params.get("policy")
+    critic_names = state is not None and _legacy_member_names(state, "critic.")
+    if not critic_names:
+        return params
+    state = dict(state)
+    legacy_order = [key for key in state if key.startswith("critic.qf")]  # the old optimiser's parameter order
+    for module in ("critic", "critic_target"):
+        names = _legacy_member_names(state, f"{module}.")
+        current = getattr(policy, module).state_dict()
+        for name, old_names in names.items():
+            key = f"q_ensemble.{name}"
+            state[f"{module}.{key}"] = _stack_legacy([state.pop(old) for old in old_names], current[key].shape)
+    params["policy"] = state
+    optimizer_state = params.get("critic.optimizer")
+    if optimizer_state is not None and len(optimizer_state["param_groups"][0]["params"]) == len(legacy_order):
+        position = {name: index for index, name in enumerate(legacy_order)}
+        new_state = {}
+        for index, (name, parameter) in enumerate(policy.critic.named_parameters()):
+            olds = [optimizer_state["state"].get(position[old]) for old in critic_names[name[len("q_ensemble."):]]]
+            if any(old is None for old in olds):
+                continue  # no update yet: no moments
+            new_state[index] = {field: olds[0][field] if field == "step" else
+                                _stack_legacy([old[field] for old in olds], parameter.shape) for field in olds[0]}
+        count = len(list(policy.critic.parameters()))
+        groups = [{**optimizer_state["param_groups"][0], "params": list(range(count))}]
+        params["critic.optimizer"] = {"state": new_state, "param_groups": groups}
+    return params
