@@ -23,12 +23,7 @@ from causalrl.agents.batched_sac import BatchedSAC, resolve_device
 SMALL = {"learning_starts": 20, "batch_size": 32, "policy_kwargs": {"net_arch": [16, 16]}, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _state(model, k):

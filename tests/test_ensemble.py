@@ -26,12 +26,7 @@ from causalrl.envs.factored import FactoredLQR
 from causalrl.envs.intervention import InterventionWrapper
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def separate_networks(count, in_features, net_arch, layer_norm, seed):
