@@ -115,10 +115,30 @@ def test_a_stage_is_validated_only_when_it_runs(tmp_path):
 @pytest.mark.parametrize("tier", TIERS)
 def test_every_shipped_suite_reads_for_every_tier(tier, tmp_path):
     names = suite_names()
-    if not names:
-        pytest.skip("no bench-* presets shipped yet")
+    assert {"csl-ucb-paper", "cip-gym", "structure-learning", "csl-ucb-nonstationary", "rlif-factored",
+            "rlif-judge-quality"} <= set(names)
     for name in names:
         suite = load_suite(name, tier, output_dir=tmp_path)
         assert suite.stages and suite.directory == tmp_path / "bench" / suite.name / tier
         assert json.dumps([stage.overrides for stage in suite.stages])  # plain text, no placeholders left
         assert not any("{bench_dir}" in text for stage in suite.stages for text in stage.overrides)
+
+
+@pytest.mark.slow
+def test_every_shipped_suite_runs_end_to_end_at_the_smoke_tier(tmp_path, capsys):
+    """`causalrl bench all --tier smoke`: every suite's stages, report and leaderboard (about five
+    minutes on 2 cores, so `-m slow`; the README's test command and CI run the same command
+    directly). Each suite must leave a leaderboard whose rows pair every compared agent with the
+    baseline."""
+    code = main(["bench", "all", "--tier", "smoke", "--workers", "2", "--no-progress", "--output-dir", str(tmp_path)])
+    output = capsys.readouterr()
+    assert code == 0, output.out[-2000:] + output.err[-2000:]
+    suites = suite_names()
+    assert suites
+    for source in suites:
+        suite = load_suite(source, "smoke", tmp_path)
+        leaderboard = suite.directory / "leaderboard.md"
+        assert leaderboard.is_file(), source
+        text = leaderboard.read_text()
+        assert f"causalrl bench {source} --tier smoke" in text, source
+        assert "n pairs" in text and "(baseline)" in text, source
