@@ -30,7 +30,7 @@ from stable_baselines3.common.logger import Logger
 from tqdm.auto import tqdm
 
 from causalrl.core.assumptions import Assumptions
-from causalrl.core.checks import check_int
+from causalrl.core.checks import check_int, check_observation
 from causalrl.core.safe_pickle import safe_load
 
 __all__ = ["BanditAgent", "declared_assumptions"]
@@ -132,6 +132,7 @@ class BanditAgent:
         self._logger: Logger | None = None
         self._last_observation = None
         self._setup()
+        self._check_finite(None)
 
     # --- what subclasses implement -------------------------------------------------------
     def _setup(self) -> None:
@@ -210,13 +211,17 @@ class BanditAgent:
             callback.on_rollout_start()
             action = np.asarray(self._select_action(), dtype=np.int8)
             observation, reward, terminated, truncated, info = self.env.step(action)
-            self.observe(action, observation, reward, info)
+            shape = getattr(self.env.observation_space, "shape", None)
+            if isinstance(shape, tuple):  # what the world returns is checked as what it is given (core.checks)
+                check_observation(observation, shape)
+            self.observe(action, observation, reward, info, check=False)  # checked after the callbacks saw it
             infos, rewards, new_obs = [info], np.array([reward]), np.asarray(observation)[None]
             actions, dones = action[None], np.array([terminated or truncated])
             bar.update(1)
             callback.update_locals(locals())
             if not callback.on_step():
                 break
+            self._check_finite(self.num_timesteps)
             self._last_observation = observation
             if terminated or truncated:
                 self._last_observation, _ = self.env.reset()
@@ -225,13 +230,36 @@ class BanditAgent:
         callback.on_training_end()
         return self
 
-    def observe(self, action, observation, reward, info=None) -> None:
+    def observe(self, action, observation, reward, info=None, check: bool = True) -> None:
         """Learn from one round played outside ``learn``: the plain gymnasium loop
         ``action, _ = agent.predict(obs)``, ``obs, reward, *_, info = env.step(action)``,
         ``agent.observe(action, obs, reward, info)`` plays exactly the rounds ``learn`` plays (same
-        seed, same actions). Call it once after each stochastic ``predict``."""
+        seed, same actions). Call it once after each stochastic ``predict``. The NaN guard
+        (:meth:`_check_finite`) runs after the update; ``check=False`` leaves it to the caller
+        (``learn`` runs it after its callbacks, so that the runner's guard names the bad
+        observation or reward first)."""
         self.num_timesteps += 1
         self._update(np.asarray(action, dtype=np.int8), np.asarray(observation, dtype=float), float(reward))
+        if check:
+            self._check_finite(self.num_timesteps)
+
+    def _check_finite(self, round_: int | None) -> None:
+        """The NaN guard inside every bandit agent: its numbers (float settings such as
+        ``exploration``, and every numeric array it learns) must stay finite. At construction a
+        non-finite setting is a ``ValueError``; after an update a ``FloatingPointError`` names the
+        attribute and the round, so that a diverging agent stops instead of acting on NaN."""
+        for name, value in vars(self).items():
+            if isinstance(value, float):
+                finite = value == value and abs(value) != float("inf")
+            elif isinstance(value, np.ndarray) and value.dtype.kind in "fc":
+                finite = bool(np.isfinite(value).all())
+            else:
+                continue
+            if not finite:
+                if round_ is None:
+                    raise ValueError(f"{name}: must be a finite number, got {value}")
+                raise FloatingPointError(f"{type(self).__name__}.{name}: non-finite values after round {round_}; "
+                                         "check the agent's settings (a huge or infinite hyperparameter?)")
 
     def declared_horizon(self, horizon: int | None = None) -> int | None:
         """The number of rounds the agent plans for.

@@ -33,13 +33,14 @@ class UCB(BanditAgent):
             raise ValueError(f"exploration: must be >= 0, got {exploration}")
         if window is not None and (not isinstance(window, int) or window <= 0):
             raise ValueError(f"window: must be a positive integer or null, got {window!r}")
-        if env.action_space.shape[0] > 20:
-            raise ValueError(f"env: UCB enumerates 2^N arms; N={env.action_space.shape[0]} is too many (N <= 20)")
         self.exploration = float(exploration)
         self.window = window
         super().__init__(policy, env, seed, verbose, noise_mean, noise_std)
 
     def _setup(self) -> None:
+        # checked here, once the base class has made ``env`` (a registered id is allowed)
+        if self.n_nodes > 20:
+            raise ValueError(f"env: UCB enumerates 2^N arms; N={self.n_nodes} is too many (N <= 20)")
         n_arms = 1 << self.n_nodes
         self.arms = all_interventions(self.n_nodes).astype(np.int8)
         self.pulls = np.zeros(n_arms, dtype=np.int64)

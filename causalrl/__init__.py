@@ -12,7 +12,8 @@ One import namespace, in layers (imports point down only; docs/architecture.md):
 - ``causalrl.cli``: the ``causalrl`` command, a thin shell over the API.
 
 The Python API mirrors the commands: ``causalrl.run``, ``causalrl.sweep``, ``causalrl.tune``,
-``causalrl.report`` and ``causalrl.graph`` (``causalrl.api``). They are imported on
+``causalrl.bench``, ``causalrl.report``, ``causalrl.evaluate`` and ``causalrl.graph``
+(``causalrl.api``). They are imported on
 first use, so ``import causalrl`` stays light (no torch).
 """
 
@@ -42,7 +43,7 @@ def _check_subpackages() -> None:
 
 _check_subpackages()
 
-_API = ("run", "sweep", "tune", "bench", "report", "graph", "configs", "Result", "Results", "BenchOutcome")
+_API = ("run", "sweep", "tune", "bench", "report", "evaluate", "graph", "configs", "Result", "Results", "BenchOutcome")
 __all__ = ["__version__", *_API]
 
 

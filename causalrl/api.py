@@ -1,6 +1,6 @@
 """The Python API: ``causalrl.run``, ``causalrl.resume``, ``causalrl.sweep``, ``causalrl.tune``,
-``causalrl.bench``, ``causalrl.report``, ``causalrl.graph`` and ``causalrl.catalog`` do what the
-commands of the same names do, and return objects instead of printing; the command line is a
+``causalrl.bench``, ``causalrl.report``, ``causalrl.evaluate``, ``causalrl.graph`` and
+``causalrl.catalog`` do what the commands of the same names do, and return objects instead of printing; the command line is a
 thin shell over them (docs/reports.md)::
 
     import causalrl
@@ -18,6 +18,7 @@ keyword arguments, where ``__`` stands for the dot (``env__n_nodes=8``, ``agents
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -25,8 +26,11 @@ from pathlib import Path
 
 from causalrl.experiment.config import RunConfig, configs_from, load_experiment
 
-__all__ = ["BenchOutcome", "Result", "Results", "bench", "catalog", "configs", "graph", "report", "resume", "run", "sweep",
-           "tune"]
+__all__ = ["BenchOutcome", "Result", "Results", "bench", "catalog", "configs", "evaluate", "graph", "report", "resume", "run",
+           "sweep", "tune"]
+
+#: the longest summary ``causalrl list`` prints for one name (one sentence, cut with an ellipsis)
+SUMMARY_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -250,12 +254,45 @@ def graph(run_dir, checkpoint: int | str | None = None, out: str | Path | None =
     return redraw_graph(run_dir.run_dir if isinstance(run_dir, Result) else run_dir, checkpoint, out, dot)
 
 
+def evaluate(run_dir, episodes: int = 10, video: str | Path | None = None, deterministic: bool = True,
+             seed: int | None = None, trust_models: bool = False):
+    """Play a run's saved agent alone on its env rebuilt from config.yaml (``causalrl evaluate``,
+    RL Zoo's ``enjoy``); returns the Evaluation (``.returns``, ``.mean``, ``.ci_low``, ``.ci_high``,
+    ``.normalised_score``, ``.video``, ``.text``). Intervention worlds are played without their expert.
+
+    :param run_dir: a complete run directory (or a :class:`Result`).
+    :param episodes: episodes to play. Default 10.
+    :param video: a folder for a video of the first episode (MP4 with ``imageio-ffmpeg``, else GIF).
+        Default None.
+    :param deterministic: act deterministically. Default True.
+    :param seed: reset seed of the first episode (episode i: seed + i). Default None: the runner's
+        evaluation seed (1_000_000), so the mean matches ``eval/deterministic_return_mean``.
+    :param trust_models: ``--trust-models`` (README, Pickles). Default False.
+    """
+    from causalrl.experiment.run.replay import evaluate_run
+
+    return evaluate_run(run_dir.run_dir if isinstance(run_dir, Result) else run_dir, episodes=episodes, video=video,
+                        deterministic=deterministic, seed=seed, trust_models=trust_models)
+
+
+def summary_line(text: str | None, limit: int = SUMMARY_LIMIT) -> str:
+    """The first sentence of a docstring or description, on one line and at most ``limit``
+    characters (cut at a word, with an ellipsis)."""
+    words = " ".join(str(text or "").strip().split("\n\n")[0].split())
+    # a full stop before a capital ends the sentence, except after e.g., i.e., cf., vs.
+    match = re.search(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bcf)(?<!\bvs)\.(?=\s+[A-Z(`]|$)", words)
+    sentence = words[: match.start()] if match else words
+    if len(sentence) <= limit:
+        return sentence
+    return sentence[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:(") + "…"
+
+
 def catalog() -> dict[str, dict[str, str]]:
     """What ``causalrl list`` prints: ``{"envs": {id: summary}, "agents": {...}, "presets": {...}}``,
     built-in and plugin names alike."""
     import gymnasium as gym
 
-    from causalrl.core.registry import AGENTS, first_line
+    from causalrl.core.registry import AGENTS
     from causalrl.experiment.config import load_plugins, preset_names, read_source, registered_env_ids
     from causalrl.experiment.config.plugins import import_object
 
@@ -264,9 +301,9 @@ def catalog() -> dict[str, dict[str, str]]:
     for env_id in registered_env_ids():
         entry = gym.spec(env_id).entry_point
         entry = import_object(entry, env_id) if isinstance(entry, str) else entry
-        envs[env_id] = first_line(entry.__doc__)
+        envs[env_id] = summary_line(entry.__doc__)
     return {
         "envs": envs,
-        "agents": {name: AGENTS.summary(name) for name in AGENTS.names()},
-        "presets": {name: first_line(str(read_source(name)[0].get("description", ""))) for name in preset_names()},
+        "agents": {name: summary_line(AGENTS.summary(name)) for name in AGENTS.names()},
+        "presets": {name: summary_line(str(read_source(name)[0].get("description", ""))) for name in preset_names()},
     }

@@ -1,4 +1,4 @@
-"""``causalrl`` command line: run | list | sweep | tune | bench | report | graph (docs/cli.md).
+"""``causalrl`` command line: run | list | sweep | tune | bench | report | evaluate | graph (docs/cli.md).
 
 Errors in what the user gave (config, overrides, graphs, files) print one line
 ``causalrl: error: ...`` and exit with status 2 before anything ran; a run that started and
@@ -127,6 +127,15 @@ def _command_report(args) -> int:
     return 0
 
 
+def _command_evaluate(args) -> int:
+    from causalrl import api
+
+    evaluation = api.evaluate(args.run_dir, episodes=args.episodes, video=args.video, deterministic=args.deterministic,
+                              seed=args.seed, trust_models=args.trust_models)
+    print(evaluation.text)
+    return 0
+
+
 def _command_graph(args) -> int:
     from causalrl import api
 
@@ -193,6 +202,23 @@ def _parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default 2000)")
     report_parser.add_argument("--no-progress", action="store_true", help="hide the progress line")
     report_parser.set_defaults(handler=_command_report)
+    evaluate_parser = commands.add_parser("evaluate", help="play a run's saved agent alone: mean return with a 95%% CI, "
+                                                           "optionally a video (RL Zoo's enjoy)")
+    evaluate_parser.add_argument("run_dir", help="a complete run directory (config.yaml and model.zip)")
+    evaluate_parser.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
+    evaluate_parser.add_argument("--video", metavar="DIR", default=None,
+                                 help="record the first episode into DIR (MP4 with imageio-ffmpeg, else GIF)")
+    acting = evaluate_parser.add_mutually_exclusive_group()
+    acting.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
+                        help="act with predict(deterministic=True) (the default)")
+    acting.add_argument("--stochastic", dest="deterministic", action="store_false", help="sample the policy's actions")
+    evaluate_parser.add_argument("--seed", type=int, default=None,
+                                 help="reset seed of the first episode, episode i gets SEED+i (default 1000000: the "
+                                      "runner's evaluation episodes)")
+    evaluate_parser.add_argument("--trust-models", action="store_true",
+                                 help="load the run's model files with SB3's own loader, which unpickles them and can "
+                                      "run code (README, Pickles): only files you trust")
+    evaluate_parser.set_defaults(handler=_command_evaluate)
     graph_parser = commands.add_parser("graph", help="draw a run's learned causal graph over the true one (graph.png, DOT)")
     graph_parser.add_argument("run_dir", help="a run directory of an agent with a learned structure")
     graph_parser.add_argument("--checkpoint", default=None,

@@ -41,6 +41,7 @@ from causalrl.core.scm import (
     action_to_index,
     arm_chunks,
 )
+from causalrl.envs.render import COLOURS, BarCanvas, Bars, check_render_mode
 
 __all__ = ["LinearSEMBandit", "PiecewiseSEMBandit", "check_instance_arguments", "make_instance"]
 
@@ -155,12 +156,15 @@ class LinearSEMBandit(gym.Env):
     :param observational_weights: user-given B (N x N, ``[j, i]`` = j -> i), with
         ``interventional_weights``. Default None.
     :param interventional_weights: user-given B' (N x N). Default None.
+    :param render_mode: ``"rgb_array"`` for :meth:`render` frames (the sampled node values, the
+        intervened nodes and the reward, drawn with numpy; docs/worlds.md, "Rendering"), or None.
+        Default None.
 
     Declared to agents (``assumptions``, a :class:`~causalrl.core.assumptions.Assumptions`):
     ``noise_mean``, ``noise_std``, ``horizon`` and ``piecewise_stationary=False``.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -176,7 +180,9 @@ class LinearSEMBandit(gym.Env):
         horizon: int = 1500,
         observational_weights=None,
         interventional_weights=None,
+        render_mode: str | None = None,
     ):
+        self.render_mode = check_render_mode(render_mode, type(self))
         if observational_weights is None:
             n_nodes = check_int(n_nodes, "n_nodes")
         self.horizon = check_int(horizon, "horizon")
@@ -196,6 +202,7 @@ class LinearSEMBandit(gym.Env):
         self.action_space = spaces.MultiBinary(n_nodes)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n_nodes,), dtype=np.float64)
         self.round = 0
+        self._canvas, self._last = BarCanvas(), (np.zeros(n_nodes), np.zeros(n_nodes, dtype=np.int8), 0.0, None)
 
     def _set_instance(self, sem: LinearSEM) -> None:
         if sem.n_nodes > MAX_ENUMERATED_NODES:
@@ -240,6 +247,8 @@ class LinearSEMBandit(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.round = 0
+        self._canvas.reset()
+        self._last = (np.zeros(self.action_space.n), np.zeros(self.action_space.n, dtype=np.int8), 0.0, None)
         return np.zeros(self.action_space.n), {"optimal_expected_reward": self.optimal_expected_reward}
 
     def _info(self, arm: int) -> dict:
@@ -254,7 +263,27 @@ class LinearSEMBandit(gym.Env):
         values = self._sem.sample(action, self.np_random)
         self.round += 1
         reward = float(values[self._sem.reward_node])
-        return values, reward, False, self.round >= self.horizon, self._info(action_to_index(action))
+        arm = action_to_index(action)
+        self._last = (values, action, reward, arm)
+        return values, reward, False, self.round >= self.horizon, self._info(arm)
+
+    def render(self):
+        """With ``render_mode="rgb_array"``, a uint8 frame of three bands (docs/worlds.md,
+        "Rendering"): the last sampled node values (the reward node green), the intervened nodes
+        (orange bars of height 1) and, on one scale, the reward, the played arm's expected reward
+        (light blue) and the best arm's (black); None otherwise."""
+        if self.render_mode != "rgb_array":
+            return None
+        values, action, reward, arm = self._last
+        nodes = [COLOURS["relevant"]] * self.action_space.n
+        nodes[self._sem.reward_node] = COLOURS["reward"]
+        expected = 0.0 if arm is None else float(self.expected_rewards[arm])
+        return self._canvas.frame([
+            Bars("nodes", values, nodes),
+            Bars("intervened", action, [COLOURS["action"]], scale=1.0),
+            Bars("reward", [reward, expected, self.optimal_expected_reward],
+                 [COLOURS["reward"], COLOURS["expected"], COLOURS["optimal"]]),
+        ])
 
 
 class PiecewiseSEMBandit(LinearSEMBandit):

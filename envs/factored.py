@@ -50,6 +50,7 @@ from scipy.linalg import solve_discrete_are
 from causalrl.core.assumptions import Assumptions
 from causalrl.core.checks import check_action, check_int
 from causalrl.core.structure import FactoredStructure
+from causalrl.envs.render import COLOURS, BarCanvas, Bars, check_render_mode
 
 __all__ = ["FactoredLQR", "FactoredNonlinear", "MONTE_CARLO_EPISODES"]
 
@@ -128,12 +129,14 @@ class FactoredLQR(gym.Env):
         Default 0.5.
     :param instance_seed: seed of the dynamics matrices (the noise comes from ``reset``'s seed).
         Default 0.
+    :param render_mode: ``"rgb_array"`` for :meth:`render` frames (state, action and reward bars,
+        drawn with numpy; docs/worlds.md, "Rendering"), or None. Default None.
 
     Declares its ``horizon`` to agents (``assumptions``, a
     :class:`~causalrl.core.assumptions.Assumptions`).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -150,8 +153,7 @@ class FactoredLQR(gym.Env):
         instance_seed: int = 0,
         render_mode: str | None = None,
     ):
-        if render_mode is not None:
-            raise TypeError(f"render_mode: {type(self).__name__} has no rendering; leave it None")
+        self.render_mode = check_render_mode(render_mode, type(self))
         self.n_relevant_states = check_int(n_relevant_states, "n_relevant_states", minimum=1)
         self.n_distractor_states = check_int(n_distractor_states, "n_distractor_states", minimum=0)
         self.n_relevant_actions = check_int(n_relevant_actions, "n_relevant_actions", minimum=1)
@@ -184,6 +186,7 @@ class FactoredLQR(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, (ra + ia,), np.float32)
         self._state = np.zeros(r + d)
         self._t = 0
+        self._last_action, self._last_reward, self._canvas = np.zeros(ra + ia), 0.0, BarCanvas()
         self._structure = FactoredStructure(
             state_to_reward=np.arange(r + d)[:, None] < r,
             action_to_reward=np.arange(ra + ia)[:, None] < ra,
@@ -264,6 +267,8 @@ class FactoredLQR(gym.Env):
         super().reset(seed=seed)
         self._state = self.initial_state_std * self.np_random.standard_normal(self.n_states)
         self._t = 0
+        self._last_action, self._last_reward = np.zeros(self.n_actions), 0.0
+        self._canvas.reset()
         return self._state.astype(np.float32), {}
 
     def step(self, action):
@@ -272,7 +277,23 @@ class FactoredLQR(gym.Env):
         noise = self.noise_std * self.np_random.standard_normal(self.n_states)
         self._state = self._transition(self._state, action) + noise
         self._t += 1
+        self._last_action, self._last_reward = action, reward
         return self._state.astype(np.float32), reward, False, self._t >= self.horizon, {}
+
+    def render(self):
+        """With ``render_mode="rgb_array"``, a uint8 frame of three bands (docs/worlds.md,
+        "Rendering"): the state (relevant dimensions blue, distractors grey), the last action
+        (relevant orange, irrelevant grey; fixed scale 1) and the last reward (green); None
+        otherwise."""
+        if self.render_mode != "rgb_array":
+            return None
+        r, ra = self.n_relevant_states, self.n_relevant_actions
+        grey = COLOURS["irrelevant"]
+        return self._canvas.frame([
+            Bars("state", self._state, [COLOURS["relevant"]] * r + [grey] * self.n_distractor_states),
+            Bars("action", self._last_action, [COLOURS["action"]] * ra + [grey] * self.n_irrelevant_actions, scale=1.0),
+            Bars("reward", [self._last_reward], [COLOURS["reward"]]),
+        ])
 
 
 class FactoredNonlinear(FactoredLQR):

@@ -64,6 +64,7 @@ import numpy as np
 from causalrl.core.checks import check_action, check_int
 from causalrl.core.protocols import Expert
 from causalrl.core.structure import FactoredStructure
+from causalrl.envs.render import check_render_mode, framed
 
 __all__ = ["InterventionWrapper", "FactoredLQRIntervention", "calibrate_delta", "STRATEGIES", "THRESHOLD_FORMS",
            "DEFAULT_TAKEOVER_STEPS"]
@@ -277,6 +278,14 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         wrapper built for evaluation, not on the one a learner trains in."""
         return self.env
 
+    def render(self):
+        """The wrapped env's frame (its own ``render_mode``), with an orange border while the
+        expert acts (docs/worlds.md, "Rendering")."""
+        frame = self.env.render()
+        if isinstance(frame, np.ndarray) and frame.ndim == 3 and self._previous_intervened:
+            return framed(frame)
+        return frame
+
     def step(self, action):
         if self._observation is None:
             raise gym.error.ResetNeeded("InterventionWrapper: call reset() before step()")
@@ -311,8 +320,10 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 
 class FactoredLQRIntervention(gym.Env):
-    """``causalrl/FactoredLQRIntervention-v0``: FactoredLQR + an expert + InterventionWrapper,
-    as one env (so ``env.unwrapped`` carries the world's ground truth and scores, and the expert
+    """FactoredLQR with an LQR expert that watches the learner and takes over, as one env.
+
+    ``causalrl/FactoredLQRIntervention-v0`` is FactoredLQR + an expert + InterventionWrapper, as
+    one env (so ``env.unwrapped`` carries the world's ground truth and scores, and the expert
     as ``env.unwrapped.expert``).
 
     The acting expert is always ``LQRExpert(level=expert_level)``. The judge (pi_ref and
@@ -333,9 +344,12 @@ class FactoredLQRIntervention(gym.Env):
     ``takeover_steps``, ``rate``, ``reference``, ``distance_threshold``, ``hand_back``,
     ``sample_reference``, ``delta_quantile``) are :class:`InterventionWrapper`'s, with the same
     defaults.
+    :param render_mode: ``"rgb_array"`` for FactoredLQR's bar frames, bordered orange while the
+        expert acts (docs/worlds.md, "Rendering"), or None. Default None; the
+        ``evaluation_env()`` renders the same way.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, expert_level: str = "medium", expert_discount: float = 0.99, judge: str = "oracle",
                  judge_algorithm: str = "sac", strategy: str = "value", threshold_form: str = "additive",
@@ -351,11 +365,10 @@ class FactoredLQRIntervention(gym.Env):
         )
         from causalrl.envs.factored import FactoredLQR
 
-        if render_mode is not None:
-            raise TypeError("render_mode: FactoredLQRIntervention has no rendering; leave it None")
+        self.render_mode = check_render_mode(render_mode, type(self))
         if not isinstance(judge, str) or not judge:
             raise ValueError(f"judge: 'oracle' or the path of a saved SB3 model, got {judge!r}")
-        self.world = FactoredLQR(**world_kwargs)
+        self.world = FactoredLQR(**world_kwargs, render_mode=render_mode)
         self._world_kwargs = dict(world_kwargs)
         self.judge = judge
         self.expert = LQRExpert(self.world, level=expert_level, discount=expert_discount)
@@ -403,7 +416,11 @@ class FactoredLQRIntervention(gym.Env):
         (``causalrl.experiment.run.evaluation``)."""
         from causalrl.envs.factored import FactoredLQR
 
-        return FactoredLQR(**self._world_kwargs)
+        return FactoredLQR(**self._world_kwargs, render_mode=self.render_mode)
+
+    def render(self):
+        """FactoredLQR's frame, bordered orange while the expert acts (``render_mode="rgb_array"``)."""
+        return self.wrapped.render()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

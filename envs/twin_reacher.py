@@ -1,9 +1,10 @@
 """TwinReacher: two independent planar 2-link arms in one MuJoCo scene, rewarded by arm A only.
 
 Built from our own MJCF (``TWIN_REACHER_XML`` below, Reacher-like links, joints and motors),
-stepped with the ``mujoco`` bindings directly (no renderer: it runs headless). The arms stand
-0.6 apart (reach 0.21 each) and no geom collides, so neither arm can influence the other: arm
-B's joints and motors are reward-irrelevant by construction.
+stepped with the ``mujoco`` bindings directly; ``render_mode="rgb_array"`` draws top-down frames
+with gymnasium's MuJoCo renderer (without a display through EGL, or ``MUJOCO_GL=osmesa``). The
+arms stand 0.6 apart (reach 0.21 each) and no geom collides, so neither arm can influence the
+other: arm B's joints and motors are reward-irrelevant by construction.
 
 Observation (14, float32):
 
@@ -41,6 +42,7 @@ from gymnasium import spaces
 
 from causalrl.core.checks import check_action, check_int
 from causalrl.core.structure import FactoredStructure
+from causalrl.envs.render import check_render_mode, mujoco_frame
 
 __all__ = ["TwinReacher", "TWIN_REACHER_XML"]
 
@@ -80,6 +82,9 @@ TWIN_REACHER_XML = f"""
 
 ARM_A_BASE = np.array([-0.3, 0.0])
 TARGET_RADIUS = 0.2
+#: side of a rendered frame in pixels, and the camera above the middle of the two arms
+RENDER_SIZE = 320
+_CAMERA = {"distance": 1.3, "elevation": -90.0, "azimuth": 90.0, "lookat": np.array([0.0, 0.0, 0.0])}
 
 
 def _structure() -> FactoredStructure:
@@ -109,14 +114,15 @@ class TwinReacher(gym.Env):
     :param distance: ``"squared"`` (squared distance before the step) or ``"plain"`` (the
         distance after the step, as gymnasium's Reacher; see the module docstring). Default
         ``"squared"``.
+    :param render_mode: ``"rgb_array"`` for :meth:`render` frames (top-down, ``RENDER_SIZE``
+        pixels square; docs/worlds.md, "Rendering"), or None. Default None.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(self, horizon: int = 50, frame_skip: int = 2, distance_weight: float = 10.0,
                  control_weight: float = 0.1, distance: str = "squared", render_mode: str | None = None):
-        if render_mode is not None:
-            raise TypeError("render_mode: TwinReacher runs headless without a renderer; leave it None")
+        self.render_mode = check_render_mode(render_mode, type(self))
         for name, value in [("horizon", horizon), ("frame_skip", frame_skip)]:
             check_int(value, name)
         for name, value in [("distance_weight", distance_weight), ("control_weight", control_weight)]:
@@ -135,6 +141,9 @@ class TwinReacher(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._structure = _structure()
         self._t = 0
+        self._renderer = None
+        # frames per second of the simulated time (0.01 s per MuJoCo step), as gymnasium's MuJoCo envs
+        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / (0.01 * self.frame_skip)))}
 
     @property
     def causal_structure(self) -> FactoredStructure:
@@ -175,3 +184,21 @@ class TwinReacher(gym.Env):
         info = {"distance": float(np.sqrt(offset @ offset)), "reward_distance": -distance_cost,
                 "reward_control": -control_cost}
         return self._observation(), -distance_cost - control_cost, False, self._t >= self.horizon, info
+
+    def render(self):
+        """With ``render_mode="rgb_array"``, a top-down uint8 frame of both arms and arm A's
+        target (red); None otherwise. Without a display it renders through EGL unless
+        ``MUJOCO_GL`` says otherwise."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None:
+            # imported here: gymnasium's renderer loads OpenGL bindings, which only frames need
+            from gymnasium.envs.mujoco.mujoco_rendering import MujocoRenderer
+
+            self._renderer = MujocoRenderer(self.model, self.data, dict(_CAMERA), width=RENDER_SIZE, height=RENDER_SIZE)
+        return mujoco_frame(lambda: self._renderer.render(self.render_mode), type(self).__name__)
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

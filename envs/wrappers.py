@@ -28,6 +28,7 @@ from gymnasium import spaces
 
 from causalrl.core.checks import check_action, check_int
 from causalrl.core.structure import FactoredStructure
+from causalrl.envs.render import check_render_mode, mujoco_frame
 
 __all__ = ["DistractorWrapper", "DistractorVariant", "DISTRACTOR_KINDS"]
 
@@ -106,25 +107,36 @@ class DistractorWrapper(gym.Wrapper):
 
 
 class DistractorVariant(gym.Env):
-    """Entry point of the registered distractor variants (``causalrl/HalfCheetahDistractors-v0``
-    ...): ``gym.make(env_id)`` (with its own time limit) wrapped by :class:`DistractorWrapper`,
-    presented as one env, so ``env.unwrapped.causal_structure`` is the composed ground truth
-    (what the runner scores against). Headless: no rendering.
+    """A MuJoCo env with reward-irrelevant distractor dimensions appended, as one env.
+
+    The registered variants (``causalrl/HalfCheetahDistractors-v0`` ...) are ``gym.make(env_id)``
+    (with its own time limit) wrapped by :class:`DistractorWrapper`, presented as one env, so ``env.unwrapped.causal_structure`` is the composed ground truth
+    (what the runner scores against). ``render_mode`` goes to the inner env, whose frames are the
+    variant's (the distractors are not drawn).
 
     :param env_id: the inner env's registered id (fixed by each registration).
     :param n_distractors: as for :class:`DistractorWrapper`. Default 20.
     :param kind, scale, rho: as for :class:`DistractorWrapper` (same defaults).
+    :param render_mode: ``"rgb_array"`` for the inner MuJoCo env's frames (headless: set
+        ``MUJOCO_GL=egl`` or ``osmesa``; docs/worlds.md, "Rendering"), or None. Default None.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(self, env_id: str, n_distractors: int = 20, kind: str = "gaussian", scale: float = 1.0,
                  rho: float = 0.9, render_mode: str | None = None):
-        if render_mode is not None:
-            raise TypeError("render_mode: the distractor variants run headless; leave it None")
-        self.wrapped = DistractorWrapper(gym.make(env_id), n_distractors, kind=kind, scale=scale, rho=rho)
+        self.render_mode = check_render_mode(render_mode, type(self))
+        inner = gym.make(env_id) if render_mode is None else gym.make(env_id, render_mode=render_mode)
+        self.wrapped = DistractorWrapper(inner, n_distractors, kind=kind, scale=scale, rho=rho)
         self.observation_space = self.wrapped.observation_space
         self.action_space = self.wrapped.action_space
+        self.metadata = {**self.metadata, "render_fps": inner.metadata.get("render_fps", self.metadata["render_fps"])}
+
+    def render(self):
+        """The inner env's frame (``render_mode="rgb_array"``), else None."""
+        if self.render_mode is None:
+            return None
+        return mujoco_frame(self.wrapped.render, type(self).__name__)
 
     @property
     def causal_structure(self) -> FactoredStructure:

@@ -1,7 +1,10 @@
 """RLIF with an expert trained by a preset (docs/rlif.md).
 
     python examples/rlif_with_trained_expert.py            # InvertedPendulum-v5: 10k-step expert, 3k RLIF steps
-    python examples/rlif_with_trained_expert.py --fast     # Pendulum-v1, a few hundred steps (what the test suite runs)
+    python examples/rlif_with_trained_expert.py --fast     # Pendulum-v1, 300 + 300 steps (what the test suite runs)
+
+The full mode takes about 4 minutes on 2 shared CPU cores (longer when they are busy), most of
+it training the expert; it prints a line after each stage. The fast mode takes about 25 s.
 
 1. The `expert` preset trains an SB3 SAC expert and saves <run>/model.zip (the same as
    `causalrl run expert env.id=...` on the command line).

@@ -189,3 +189,11 @@ def test_the_world_keeps_only_the_reward_column():
     assert max(array.size for array in arrays) == 1 << 12  # the reward vector, not (2^N, N)
     assert env.expected_rewards.shape == (1 << 12,)
     np.testing.assert_allclose(env.expected_rewards, env.causal_structure.expected_values()[:, -1])
+
+
+@pytest.mark.parametrize("name", ["ucb", "csl-ucb", "linsem-ts-oracle", "linsem-ucb-oracle", "etc-dagma"])
+def test_bandit_agents_take_a_registered_env_id(name):
+    # the base class builds the env from an id (gym.make); UCB used to read env.action_space first
+    agent = AGENTS.get(name)("BanditPolicy", "causalrl/LinearSEMBandit-v0", seed=0)
+    assert agent.n_nodes == 10 and agent.env.spec.id == "causalrl/LinearSEMBandit-v0"
+    agent.learn(3)

@@ -40,7 +40,7 @@ def test_both_env_checkers_pass(env_id):
     assert structure.n_actions == env.action_space.shape[0]
     assert env.observation_space.dtype == np.float32 or "Distractors" in env_id
     assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
-    # SB3's make_vec_env asks for render_mode="rgb_array" first and falls back on a TypeError
+    # SB3's make_vec_env builds each env with render_mode="rgb_array", which every world accepts (docs/worlds.md)
     vec_env = make_vec_env(env_id, n_envs=2, seed=0)
     assert vec_env.reset().shape == (2, *env.observation_space.shape)
     vec_env.close()

@@ -22,7 +22,9 @@ def _run_dir(root, name, agent, seed, final, env_kwargs=None):
     config = {"env": {"id": "causalrl/LinearSEMBandit-v0", "n_nodes": 4, "instance_seed": seed, **(env_kwargs or {})},
               "agent": {"name": agent}, "experiment": "t", "seed": seed, "total_steps": 100}
     (path / "config.yaml").write_text(yaml.safe_dump(config))
-    (path / "summary.json").write_text(json.dumps({"status": "complete", "final": final}))
+    # the fields the runner writes: only such a summary counts as a finished run
+    (path / "summary.json").write_text(json.dumps({"status": "complete", "final": final, "steps": 100,
+                                                   "env": config["env"]["id"], "agent": agent}))
     return path
 
 

@@ -58,7 +58,9 @@ def _run_dir(root, name, agent, seed, final=None, error=None, curve=None, env_kw
         rows = ["time/steps,regret/cumulative,reward/cumulative"] + [f"{s},{r},{2 * r}" for s, r in curve]
         (path / "progress.csv").write_text("\n".join(rows) + "\n")
     if final is not None:
-        (path / "summary.json").write_text(json.dumps({"status": "complete", "final": final}))
+        # the fields the runner writes: report counts only such a summary as a finished run
+        (path / "summary.json").write_text(json.dumps({"status": "complete", "final": final, "steps": 100,
+                                                       "env": config["env"]["id"], "agent": agent["name"]}))
     if error is not None:
         (path / "error.json").write_text(json.dumps({"status": "failed", "error": error}))
     return path

@@ -17,10 +17,11 @@ import numpy as np
 
 from causalrl.core.stats import iqm, performance_profile, stratified_bootstrap_ci
 from causalrl.experiment.analysis.runs import CURVE_PANELS, LOWER_IS_BETTER, MAIN_METRICS, Group, RunRecord, canonical
+from causalrl.experiment.figures.curves import regret_scale
 from causalrl.experiment.figures.style import LOOKS, hatched_band, legend_below, pyplot, save_figure
 from causalrl.experiment.run.history import HISTORY_FILE, read_history, snapshot_structures
 
-__all__ = ["plot_file_name", "plot_curves", "plot_final", "plot_profiles", "graph_rows"]
+__all__ = ["FEW_RUNS", "plot_file_name", "plot_curves", "plot_final", "plot_profiles", "graph_rows"]
 
 
 def _slug(text: str) -> str:
@@ -47,99 +48,146 @@ def _curve_band(runs: list[RunRecord], metric: str, reps: int, cache: dict) -> t
     return np.array(steps), np.atleast_1d(point), np.atleast_1d(low), np.atleast_1d(high), len(curves)
 
 
-def plot_curves(env: str, groups: list[Group], path: Path, reps: int, cache: dict) -> Path | None:
+#: panel titles of curve metrics that the panel's own title would misname
+_CURVE_TITLES = {"reward/cumulative": "cumulative reward"}
+#: metrics that live in [0, 1]: their axes show all of it (an autoscaled 0.98-1.0 reads as a big gap)
+_BOUNDED = {"regret/optimal_action_rate", "structure/f1", "structure/fnr", "structure/fpr", "intervention/rate"}
+#: with this many runs or fewer, a bootstrap band of a performance profile spans most of 0-1: not drawn
+FEW_RUNS = 4
+
+
+def plot_curves(env: str, groups: list[Group], path: Path | None, reps: int, cache: dict):
     """IQM over seeds against env steps with a 95% CI band, one panel per :data:`CURVE_PANELS`
-    entry the runs logged; ``cache`` maps a run's path to its :meth:`RunRecord.curves`."""
+    entry the runs logged; ``cache`` maps a run's path to its :meth:`RunRecord.curves`. With
+    ``path`` None the figure is returned unsaved."""
     panels = []
     for title, candidates in CURVE_PANELS.items():
         metric = next((m for m in candidates if any(m in cache[run.path] for g in groups for run in g.ok)), None)
         if metric is not None:
-            panels.append((title, metric))
+            panels.append((_CURVE_TITLES.get(metric, title), metric))
     if not panels:
         return None
     width = 5.2 * len(panels)
     figure, axes = pyplot().subplots(1, len(panels), figsize=(width, 4.6), squeeze=False)
     handles = {}
     for axis, (title, metric) in zip(axes[0], panels):
+        finals = []
         for index, group in enumerate(groups):
             band = _curve_band(group.ok, metric, reps, cache)
             if band is None:
                 continue
             steps, point, low, high, count = band
+            finals.append(float(point[-1]))
             colour, hatch, dash = LOOKS[index % len(LOOKS)]
             line, = axis.plot(steps, point, color=colour, linestyle=dash, linewidth=1.8, label=f"{group.agent} (n={count})")
             hatched_band(axis, steps, low, high, colour, hatch)
             handles.setdefault(line.get_label(), line)
         axis.set(xlabel="env steps", ylabel=f"{metric} (IQM over seeds)", title=title)
+        scale, threshold = regret_scale(finals) if metric.startswith("regret/") else ("linear", None)
+        if scale == "symlog":  # regrets a tenfold apart: a linear axis squashes the small ones flat
+            axis.set_yscale("symlog", linthresh=threshold)
+            axis.set_ylabel(f"{metric} (IQM over seeds; log scale, linear below {threshold:g})")
+        if metric in _BOUNDED:
+            axis.set_ylim(-0.02, 1.02)
         axis.grid(alpha=0.3)
     legend_below(figure, handles, width)
     return save_figure(figure, f"{env}: IQM with 95% stratified-bootstrap CI band", width, path)
 
 
-def plot_final(env: str, rows: list[tuple[str, dict[str, dict]]], path: Path) -> Path | None:
-    """IQM and 95% CI of up to four main final metrics, one row per agent; ``rows`` is
-    ``[(agent, {metric: stats with iqm, ci_low, ci_high})]``."""
-    metrics = [m for m in MAIN_METRICS if any(m in stats for _, stats in rows)][:4]
+def plot_final(env: str, rows: list[tuple[str, dict[str, dict]]], path: Path | None):
+    """IQM and 95% CI of every main final metric the agents have, one panel per metric (four to a
+    row), one line per agent in every panel ("no value" where an agent lacks the metric), one
+    legend for all agents; ``rows`` is ``[(agent, {metric: stats with iqm, ci_low, ci_high})]``.
+    With ``path`` None the figure is returned unsaved."""
+    metrics = [m for m in MAIN_METRICS if any(m in stats for _, stats in rows)]
     if not metrics:
         return None
+    columns = min(4, len(metrics))
+    lines = -(-len(metrics) // columns)
     height = 2.0 + 0.45 * len(rows)
-    figure, axes = pyplot().subplots(1, len(metrics), figsize=(4.4 * len(metrics), height), squeeze=False)
-    labels = [agent for agent, _ in rows]
-    for axis, metric in zip(axes[0], metrics):
+    figure, axes = pyplot().subplots(lines, columns, figsize=(4.4 * columns, height * lines), squeeze=False)
+    labels, handles = [agent for agent, _ in rows], {}
+    for position, axis in enumerate(axes.flat):
+        if position >= len(metrics):
+            axis.set_axis_off()
+            continue
+        metric = metrics[position]
         for index, (agent, stats) in enumerate(rows):
             if metric not in stats:
+                axis.text(0.5, index, "no value", transform=axis.get_yaxis_transform(), ha="center", va="center",
+                          fontsize=7, color="#777777")
                 continue
             s = stats[metric]
-            axis.errorbar([s["iqm"]], [index], xerr=[[s["iqm"] - s["ci_low"]], [s["ci_high"] - s["iqm"]]],
-                          fmt="o", color=f"C{index % 10}", capsize=4, label=agent)
-        axis.set_yticks(range(len(labels)), labels if axis is axes[0][0] else [""] * len(labels), fontsize=8)
+            handles[agent] = axis.errorbar([s["iqm"]], [index], xerr=[[s["iqm"] - s["ci_low"]], [s["ci_high"] - s["iqm"]]],
+                                           fmt="o", color=f"C{index % 10}", capsize=4, label=agent)
+        axis.set_yticks(range(len(labels)), labels if position % columns == 0 else [""] * len(labels), fontsize=8)
         axis.set_ylim(-0.7, len(labels) - 0.3)
         axis.invert_yaxis()
+        if metric in _BOUNDED:
+            axis.set_xlim(-0.02, 1.02)
         axis.set(xlabel="final value: IQM, 95% CI", title=metric)
         axis.grid(alpha=0.3, axis="x")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="agent", title_fontsize=8)
-    return save_figure(figure, f"{env}: final metrics over seeds", 4.4 * len(metrics), path)
+    legend_below(figure, {agent: handles[agent] for agent in labels if agent in handles}, 4.4 * columns, title="agent")
+    return save_figure(figure, f"{env}: final metrics over seeds", 4.4 * columns, path)
 
 
-def plot_profiles(env: str, tasks_by_metric: dict[str, dict[str, list[np.ndarray]]], path: Path, reps: int) -> Path | None:
-    """Performance profiles (run-score distributions) of up to two main metrics, with 95% CI bands;
-    ``tasks_by_metric`` is ``{metric: {agent: [final values of one task]}}``."""
+def _profile_steps(tasks_of: dict[str, list[np.ndarray]]) -> np.ndarray:
+    """The thresholds of exact step functions: every run's value, and a margin on each side."""
+    values = np.unique(np.concatenate([np.concatenate(t) for t in tasks_of.values()]))
+    margin = 0.05 * (values[-1] - values[0]) if values[-1] > values[0] else max(abs(values[0]) * 0.05, 1.0)
+    return np.r_[values[0] - margin, values, values[-1] + margin]
+
+
+def plot_profiles(env: str, tasks_by_metric: dict[str, dict[str, list[np.ndarray]]], path: Path | None,
+                  reps: int):
+    """Performance profiles (run-score distributions) of up to two main metrics, drawn as the exact
+    step functions they are, with 95% CI bands; ``tasks_by_metric`` is ``{metric: {agent: [final
+    values of one task]}}``. Agents with :data:`FEW_RUNS` runs or fewer get no band (a bootstrap of
+    so few runs spans most of 0-1), and the figure says so. With ``path`` None the figure is
+    returned unsaved."""
     metrics = [m for m in tasks_by_metric if len(tasks_by_metric[m]) >= 1][:2]
     if not metrics:
         return None
     width = 5.2 * len(metrics)
     figure, axes = pyplot().subplots(1, len(metrics), figsize=(width, 4.4), squeeze=False)
-    handles = {}
+    handles, few = {}, set()
     rng = np.random.default_rng(0)
     for axis, metric in zip(axes[0], metrics):
         higher = metric not in LOWER_IS_BETTER
-        values = np.concatenate([np.concatenate(t) for t in tasks_by_metric[metric].values()])
-        taus = np.linspace(values.min(), values.max(), 60) if values.max() > values.min() else np.array([values.min()])
+        taus = _profile_steps(tasks_by_metric[metric])
         for index, (agent, tasks) in enumerate(tasks_by_metric[metric].items()):
             colour, hatch, dash = LOOKS[index % len(LOOKS)]
-            profile = performance_profile(tasks, taus, higher)
+            runs = sum(len(t) for t in tasks)
+            line, = axis.step(taus, performance_profile(tasks, taus, higher), where="post", color=colour, linestyle=dash,
+                              linewidth=1.8, label=f"{agent} (n={runs})")
+            handles.setdefault(line.get_label(), line)
+            if runs <= FEW_RUNS:
+                few.add(agent)
+                continue
             draws = np.array([performance_profile([t[rng.integers(0, len(t), len(t))] for t in tasks], taus, higher)
                               for _ in range(max(100, reps // 10))])
             low, high = np.percentile(draws, [2.5, 97.5], axis=0)
-            line, = axis.plot(taus, profile, color=colour, linestyle=dash, linewidth=1.8,
-                              label=f"{agent} (n={sum(len(t) for t in tasks)})")
-            hatched_band(axis, taus, low, high, colour, hatch)
-            handles.setdefault(line.get_label(), line)
+            hatched_band(axis, taus, low, high, colour, hatch, step="post")
         axis.set(xlabel=f"threshold tau on final {metric}",
                  ylabel=f"share of runs with score {'>' if higher else '<='} tau", ylim=(-0.02, 1.02), title=metric)
         axis.grid(alpha=0.3)
-    legend_below(figure, handles, width)
+    note = "hatched band: 95% CI"
+    if few:  # in the legend's title: always below the panels, never over a curve
+        note += (f"\nno band for {', '.join(sorted(few))}: with n <= {FEW_RUNS} runs a bootstrap band spans most of "
+                 "0-1; run more seeds")
+    legend_below(figure, handles, width, title=note)
     return save_figure(figure, f"{env}: performance profiles (run-score distributions, rliable)", width, path)
 
 
-def graph_rows(groups: list[Group], limit: int = 4) -> list[tuple[str, list[tuple]]]:
+def graph_rows(groups: list[Group]) -> list[tuple[str, list[tuple]]]:
     """The rows of :func:`causalrl.experiment.figures.graphs.plot_graph_grid` for the groups whose
-    runs kept graphs: ``(agent, [(seed label, learned, truth, reward node)])`` of up to ``limit``
-    runs each, at their last snapshot."""
+    runs kept graphs: ``(agent, [(seed label, learned, truth, reward node)])`` of every run, in seed
+    order, at their last snapshot (the grid draws the first ``GRID_COLUMNS`` and counts the rest)."""
     rows = []
     for group in groups:
         runs = []
-        for run in sorted(group.ok, key=lambda r: canonical(r.seed))[:limit]:
+        for run in sorted(group.ok, key=lambda r: (not isinstance(r.seed, int), r.seed if isinstance(r.seed, int) else 0,
+                                                   canonical(r.seed))):
             if (run.path / HISTORY_FILE).is_file():
                 try:
                     runs.append((f"seed {run.seed}", *snapshot_structures(read_history(run.path)[-1])))

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from causalrl.experiment.config import parse_yaml
 from causalrl.experiment.figures.graphs import to_dot
 from causalrl.experiment.run.history import read_history, select_snapshot, snapshot_structures, write_graph
 
@@ -44,8 +43,8 @@ def run_title(run_dir: str | Path) -> str:
     cannot be read."""
     run_dir = Path(run_dir)
     try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        config = parse_yaml((run_dir / "config.yaml").read_text(), str(run_dir / "config.yaml")) or {}
         agent = config.get("agent") or {}
         return f"{agent.get('name', '?')} on {(config.get('env') or {}).get('id', '?')} (seed {config.get('seed')})"
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+    except (OSError, ValueError, AttributeError):  # ValueError: a ConfigError (malformed, too large)
         return run_dir.name

@@ -226,7 +226,7 @@ def _plots(groups: list[Group], per_env: dict, tasks_per_env: dict, out: Path, r
                 plot_final(env, [r for r in rows if r[1]], out / plot_file_name("final", env, key)),
                 plot_profiles(env, dict(list(by_metric.items())[:2]), out / plot_file_name("profiles", env, key), reps),
                 plot_graph_grid(graph_rows(env_groups), out / plot_file_name("graphs", env, key),
-                                title=f"{env}: learned graphs (final) against the true ones, one row per agent"))
+                                title=f"{env}: learned graphs (final) against the true ones, one row per agent and mechanism"))
         env_plots[env] = [plot for plot in made if plot is not None]
         bar.update(1)
     return env_plots

@@ -23,9 +23,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from causalrl.experiment.config import ConfigError
+from causalrl.experiment.config import ConfigError, parse_yaml
+from causalrl.experiment.run.rundir import is_complete
 
 __all__ = ["MAIN_METRICS", "CURVE_PANELS", "LOWER_IS_BETTER", "RunRecord", "Group", "canonical", "find_runs",
            "group_runs", "tune_phase"]
@@ -112,8 +111,8 @@ def find_runs(dirs: list[str | Path]) -> list[RunRecord]:
 
 def _read_run(path: Path) -> RunRecord:
     try:
-        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-    except (OSError, ValueError, yaml.YAMLError) as error:  # ValueError: not UTF-8 text
+        config = parse_yaml((path / "config.yaml").read_text(), str(path / "config.yaml")) or {}
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8 text, or a ConfigError (malformed, too large)
         return RunRecord(path, {}, "failed", error=f"unreadable config.yaml: {' '.join(str(error).split())}")
     if not isinstance(config, dict) or not isinstance(config.get("env") or {}, dict):
         return RunRecord(path, {}, "failed", error="unreadable config.yaml: not a mapping of keys with an env mapping")
@@ -126,7 +125,7 @@ def _read_run(path: Path) -> RunRecord:
         summary = summary if isinstance(summary, dict) else {}
         if summary.get("status") == "complete" and not isinstance(summary.get("final", {}), dict):
             return RunRecord(path, config, "failed", error="unreadable summary.json: `final` is not a mapping")
-        if summary.get("status") == "complete":
+        if is_complete(path):  # a bare {"status": "complete"} is no finished run
             final = {k: float(v) for k, v in summary.get("final", {}).items()
                      if isinstance(v, (int, float)) and not isinstance(v, bool)}
             return RunRecord(path, config, "ok", final)

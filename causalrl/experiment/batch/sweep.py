@@ -48,6 +48,7 @@ from causalrl.experiment.batch.trials import (
     Ledger,
     Progress,
     Trial,
+    folder_name,
     hashed_name,
     override_sets,
     parse_seeds,
@@ -59,7 +60,7 @@ from causalrl.experiment.batch.trials import (
     slug,
     string_list,
 )
-from causalrl.experiment.config import ConfigError, configs_from
+from causalrl.experiment.config import ConfigError, configs_from, parse_yaml
 from causalrl.experiment.run.rundir import is_complete, lock_directory, write_text_atomic
 
 __all__ = ["SWEEP_KEYS", "Sweep", "SweepOutcome", "load_sweep", "run_sweep", "sweep_name"]
@@ -149,7 +150,8 @@ def load_sweep(source: str | Path | dict, output_dir: str | Path | None = None, 
                 raise ConfigError(f"{label}: trial [{' '.join(entry) or 'base'}] seed {seed}: {error}") from None
             for config in configs:
                 config = replace(config, progress_bar=False)
-                trials.append(Trial(f"{config.agent.name}__{text}__s{seed}", config.agent.name, seed, entry, config))
+                trials.append(Trial(f"{folder_name(config.agent.name)}__{text}__s{seed}", config.agent.name, seed, entry,
+                                    config))
     names = [trial.name for trial in trials]
     if len(set(names)) != len(names):
         raise ConfigError(f"{label}: two trials share a name; make the override sets differ")
@@ -184,8 +186,8 @@ def _check_finished(sweep: Sweep) -> list[Trial]:
             todo.append(trial)
             continue
         try:
-            stored = yaml.safe_load((trial_dir / "config.yaml").read_text())
-        except (OSError, yaml.YAMLError):
+            stored = parse_yaml((trial_dir / "config.yaml").read_text(), str(trial_dir / "config.yaml"))
+        except (OSError, ValueError):  # ValueError: a ConfigError (malformed, too large)
             stored = None
         if stored != trial.config.to_dict():
             raise ConfigError(f"{trial_dir} finished with a different config than this sweep file gives; "

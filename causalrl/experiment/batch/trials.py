@@ -39,6 +39,7 @@ __all__ = [
     "Trial",
     "config_from_dict",
     "failed_record",
+    "folder_name",
     "format_value",
     "hashed_name",
     "override_sets",
@@ -174,6 +175,13 @@ def slug(overrides: tuple[str, ...] | list[str]) -> str:
         key = re.sub(r"^(agent\.|agents\.[^.]+\.)", "", key)  # the trial name already has the agent
         parts.append(re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{key}-{value}").strip("_"))
     return "_".join(parts)
+
+
+def folder_name(name: str) -> str:
+    """``name`` (an agent: ``csl-ucb``, or a plugin's ``mypkg.learners:Greedy``) as a folder-name
+    part: characters other than letters, digits, ``_.-`` become ``-``, as in run directory names
+    (a colon breaks scp and Windows paths)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)
 
 
 def hashed_name(text: str, overrides: tuple[str, ...] | list[str]) -> str:

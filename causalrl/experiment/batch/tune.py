@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,6 +55,7 @@ from tqdm.auto import tqdm
 from causalrl.experiment.batch.trials import (
     DEFAULT_SEED_OVERRIDES,
     Progress,
+    folder_name,
     format_value,
     parse_seeds,
     read_spec,
@@ -69,7 +69,13 @@ from causalrl.experiment.config import (
     RunConfig,
     configs_from,
 )
-from causalrl.experiment.run.rundir import process_alive, write_json_atomic
+from causalrl.experiment.run.rundir import (
+    DirectoryInUse,
+    UnsafeRunDirectory,
+    process_alive,
+    remove_unfinished,
+    write_json_atomic,
+)
 
 __all__ = ["TUNE_KEYS", "TuneOutcome", "TuneSpec", "load_tune", "run_tune"]
 
@@ -276,7 +282,10 @@ def _requeue_stale(spec: TuneSpec, study) -> int:
         study.tell(trial.number, state=TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
         for run_dir in (spec.directory / "trials").glob(f"*__t{trial.number:04d}__s*"):
-            shutil.rmtree(run_dir, ignore_errors=True)
+            try:
+                remove_unfinished(run_dir)  # under the run's lock, never through a link
+            except (DirectoryInUse, UnsafeRunDirectory):
+                continue
         count += 1
     return count
 
@@ -296,7 +305,7 @@ def _evaluate(spec: TuneSpec, label: str, overrides: list[str], bar=None) -> dic
         config = spec.config(overrides, seed)
         if bar is not None:
             bar.set_postfix_str(f"{label} seed {seed}")
-        record = run_trial(config, spec.directory / "heldout" / label / f"{config.agent.name}__s{seed}")
+        record = run_trial(config, spec.directory / "heldout" / label / f"{folder_name(config.agent.name)}__s{seed}")
         if bar is not None:
             bar.update(1)
         if record["status"] != "ok" or spec.objective not in record["final"]:
@@ -312,7 +321,7 @@ def _search(spec: TuneSpec, study, target: int, progress: bool) -> None:
     optuna = _optuna()
     from optuna.trial import TrialState  # deferred with optuna itself (optional)
 
-    agent = spec.config([], spec.seeds[0]).agent.name
+    agent = folder_name(spec.config([], spec.seeds[0]).agent.name)
     counted = _counted(study)
     bar = Progress(target, min(len(counted), target), f"tune {spec.name}", enabled=progress)
     bar.failed = sum(1 for t in counted if t.state == TrialState.FAIL)

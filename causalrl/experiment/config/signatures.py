@@ -99,6 +99,8 @@ def check_types(cls, kwargs: dict, where: str) -> None:
         elif isinstance(value, int):
             if not types & {"int", "float"}:
                 raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got {value!r}")
+            if not -(2**63) <= value < 2**63:  # numpy and torch hold integers in 64 bits
+                raise ConfigError(f"{where}.{key}: {value} does not fit a 64-bit integer; give a smaller value")
         elif isinstance(value, float):
             if "float" not in types:
                 raise ConfigError(f"{where}.{key}: must be {_kind(types)}, got {value!r}")

@@ -204,7 +204,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         elif head == "agents":
             targets = [entry for entry in entries if entry["name"] == path[1]]
             if not targets or len(path) < 3:
-                names = ", ".join(entry["name"] for entry in entries)
+                names = ", ".join(str(entry["name"]) for entry in entries)
                 raise ConfigError(f"override {text!r}: write agents.NAME.key=value with NAME one of: {names}")
             for entry in targets:
                 _set_path(entry, path[2:], value, text)
@@ -215,11 +215,16 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 _set_path(entry, path[1:], value, text)
         else:
             _set_path(raw, path, value, text)
+    for entry in entries:  # names are checked before the overrides too (_agent_entries); again after them
+        if not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise ConfigError(f"agent.name: must be an agent name or module:Class (see `causalrl list`), "
+                              f"got {entry.get('name')!r}")
     if selection is not None:
         known = [entry["name"] for entry in entries]
         unknown = [name for name in selection if name not in known]
         if unknown:
-            raise ConfigError(f"override agents={','.join(selection)}: {', '.join(unknown)} not in this experiment ({', '.join(known)})")
+            raise ConfigError(f"override agents={','.join(selection)}: {', '.join(unknown)} not in this experiment "
+                              f"({', '.join(map(str, known))})")
         raw["agents"] = [entry for entry in entries if entry["name"] in selection]
     return raw
 

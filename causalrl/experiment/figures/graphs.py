@@ -22,15 +22,16 @@ the left and targets (r, s'0..) on the right. See docs/reports.md.
 
 from __future__ import annotations
 
-import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from causalrl.core.metrics import EDGE_KINDS, edge_classes, structure_metrics
-from causalrl.experiment.figures.style import pyplot
+from causalrl.experiment.figures.arrows import Ports, ported
+from causalrl.experiment.figures.style import pyplot, wrap_title
 
-__all__ = ["STYLES", "named_masks", "draw_structure", "to_networkx", "to_dot", "plot_graph_grid"]
+__all__ = ["STYLES", "GRID_COLUMNS", "named_masks", "draw_structure", "to_networkx", "to_dot", "plot_graph_grid"]
 
 #: kind -> (label, colour, line style, width); "true" and "learned" are the edges drawn when the
 #: other side is unknown (no truth, or nothing learned yet)
@@ -43,6 +44,9 @@ STYLES = {
     "learned": ("learned edge (no ground truth)", "#2166ac", "solid", 1.6),
 }
 _PARENTS = "parents (sources left, targets right)"
+#: the most runs the report's grid draws per row (the row's label counts the others)
+GRID_COLUMNS = 6
+
 _PREFIX = {"state": "s", "action": "a", "reward": "r", "next_state": "s'"}
 
 
@@ -182,153 +186,224 @@ def _layout(name: str, shape, panels_of_kind: dict, truth: dict, reward_node, so
     return {}
 
 
-def _draw_panel(axis, title: str, edges: list, positions: dict, highlight: set) -> None:
-    """Nodes as circles, edges as arrows styled by class (matplotlib only: no networkx needed)."""
-    from matplotlib.patches import FancyArrowPatch  # matplotlib is imported on first use (figures.style)
+@dataclass
+class _Panel:
+    """What one panel draws: edges ``(source, target, kind)``, node positions, the subtitle's
+    phrases (one per line: a line never breaks inside a phrase) and, for a bipartite panel with
+    one target (r), that target drawn as a bar that every arrow meets at its source's height."""
 
-    xy = np.array(list(positions.values())) if positions else np.zeros((0, 2))
-    colours = ["#fddbc7" if node in highlight else "#e0ecf4" for node in positions]
-    axis.scatter(xy[:, 0], xy[:, 1], s=420, c=colours, edgecolors="#333333", zorder=3)
-    for node, (x, y) in positions.items():
-        axis.text(x, y, node, ha="center", va="center", fontsize=9, zorder=4)
-    for kind in [*EDGE_KINDS, "true", "learned"]:
-        _, colour, style, width = STYLES[kind]
-        for source, target, edge_kind in edges:
-            if edge_kind != kind or source == target:
-                continue
-            axis.add_patch(FancyArrowPatch(positions[source], positions[target], arrowstyle="-|>", mutation_scale=14,
-                                           color=colour, linestyle=style, linewidth=width, shrinkA=12, shrinkB=12,
-                                           connectionstyle="arc3,rad=0.12", zorder=2))
-    if len(xy):
-        pad = 0.45
-        axis.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
-        axis.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
-    axis.set_title(title, fontsize=9)
-    axis.set_axis_off()
+    edges: list
+    positions: dict
+    phrases: list
+    bar_target: str | None = None
 
 
-def draw_structure(learned, truth=None, path: str | Path | None = None, title: str = "",
-                   reward_node: int | None = None, axes=None):
-    """Draw the learned structure over the true one (one panel per mechanism, edges styled by
-    class, legend below the panels) and save it to ``path`` when given. Returns the figure."""
-    plt = pyplot()
-    from matplotlib.lines import Line2D  # matplotlib is imported on first use (figures.style)
-
-    learned_named, truth_named = named_masks(learned), named_masks(truth)
-    reward_node = getattr(truth, "reward_node", reward_node)
-    panels = _classified(learned_named, truth_named)
-    if not panels:
-        raise ValueError("draw_structure: nothing to draw (no learned structure and no ground truth)")
-    first = next(iter(next(iter(panels.values())).values()))
-    if reward_node is not None:
-        reward_node = int(reward_node) % first.shape[0]
+def _groups(panels: dict) -> dict[str, list[str]]:
+    """Panel key -> matrix names: each square mechanism its own panel, rectangular ones together."""
     groups: dict[str, list[str]] = {}
     for name, kinds in panels.items():
         shape = next(iter(kinds.values())).shape
-        key = name if shape[0] == shape[1] and "_to_" not in name else _PARENTS
-        groups.setdefault(key, []).append(name)
-    own_figure = axes is None
-    if own_figure:
-        figure, axes = plt.subplots(1, len(groups), figsize=(max(6.0, 4.6 * len(groups)), 5.6), squeeze=False)
-        axes = list(axes[0])
-    else:
-        axes = list(np.atleast_1d(axes))
-        figure = axes[0].figure
-    used = set()
-    for axis, (key, names) in zip(axes, groups.items()):
-        edges, positions, sources_all, targets_all = [], {}, [], []
-        for name in names:
-            kinds = panels[name]
-            shape = next(iter(kinds.values())).shape
-            sources, targets = _node_names(name, shape, reward_node)
-            positions.update(_layout(name, shape, kinds, truth_named, reward_node, sources, targets))
-            sources_all += [s for s in sources if s not in sources_all]
-            targets_all += [t for t in targets if t not in targets_all]
-            for kind, mask in kinds.items():
-                edges += [(sources[j], targets[i], kind) for j, i in zip(*np.nonzero(mask))]
-        if not positions:  # bipartite: sources left, targets right
-            for column, nodes in ((0.0, sources_all), (1.0, targets_all)):
-                for row, node in enumerate(nodes):
-                    positions[node] = np.array([column, -(row - (len(nodes) - 1) / 2)])
-        used |= {kind for _, _, kind in edges}
+        groups.setdefault(name if shape[0] == shape[1] and "_to_" not in name else _PARENTS, []).append(name)
+    return groups
+
+
+def _phrases(names: list, edges: list, learned: dict, truth: dict, square: bool) -> list[str]:
+    """The subtitle: SHD and F1, then the edge counts (or what is drawn without a comparison)."""
+    if learned and truth and all(n in truth and n in learned for n in names):
+        scores = structure_metrics({n: learned[n] for n in names}, {n: truth[n] for n in names})
         counts = {kind: sum(1 for *_, k in edges if k == kind) for kind in EDGE_KINDS}
-        if learned_named and truth_named and all(n in truth_named for n in names):
-            scores = structure_metrics({n: learned_named[n] for n in names}, {n: truth_named[n] for n in names})
-            summary = (f"SHD {scores['shd']:.0f}, F1 {scores['f1']:.2f}: {counts['true_positive']} TP, "
-                       f"{counts['false_positive']} extra, {counts['false_negative']} missing, "
-                       f"{counts['reversed']} reversed")
-        elif learned_named:
-            summary = f"{len(edges)} learned edges (no ground truth)"
-        else:
-            summary = "nothing learned yet: true edges only"
-        highlight = {"R", "r"}
-        _draw_panel(axis, "\n".join([key.replace("_", " "), *textwrap.wrap(summary, 48)]), edges, positions, highlight)
-    if own_figure:
-        handles = [Line2D([], [], color=STYLES[k][1], linestyle=STYLES[k][2], linewidth=STYLES[k][3], label=STYLES[k][0])
-                   for k in [*EDGE_KINDS, "true", "learned"] if k in used or (k in EDGE_KINDS and truth_named and learned_named)]
-        if handles:
-            figure.legend(handles=handles, loc="lower center", ncol=min(4 if len(groups) > 1 else 2, len(handles)),
-                          fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0), handlelength=3.5)
-        if title:
-            figure.suptitle("\n".join(textwrap.wrap(title, int(9 * 4.6 * len(groups)))), fontsize=10)
-        figure.tight_layout(rect=(0, 0.12 if len(groups) == 1 else 0.08, 1, 1))
-        if path is not None:
-            figure.savefig(path, dpi=110)
-            plt.close(figure)
+        tally = (f"{counts['true_positive']} TP · {counts['false_positive']} extra · {counts['false_negative']} missing"
+                 + (f" · {counts['reversed']} reversed" if square else ""))
+        return [f"SHD {scores['shd']:.0f} · F1 {scores['f1']:.2f}", tally]
+    if learned:
+        return [f"{len(edges)} learned edges", "(no ground truth)"]
+    return ["nothing learned yet:", "true edges only"]
+
+
+def _panel(key: str, names: list, panels: dict, learned: dict, truth: dict, reward_node) -> _Panel:
+    edges, positions, sources_all, targets_all = [], {}, [], []
+    for name in names:
+        kinds = panels[name]
+        shape = next(iter(kinds.values())).shape
+        sources, targets = _node_names(name, shape, reward_node)
+        positions.update(_layout(name, shape, kinds, truth, reward_node, sources, targets))
+        sources_all += [s for s in sources if s not in sources_all]
+        targets_all += [t for t in targets if t not in targets_all]
+        for kind, mask in kinds.items():
+            edges += [(sources[j], targets[i], kind) for j, i in zip(*np.nonzero(mask))]
+    bar = None
+    if not positions:  # bipartite: sources left, targets right
+        for column, nodes in ((0.0, sources_all), (1.0, targets_all)):
+            for row, node in enumerate(nodes):
+                positions[node] = np.array([column, -(row - (len(nodes) - 1) / 2)])
+        bar = targets_all[0] if len(targets_all) == 1 and len(sources_all) > 1 else None
+    return _Panel(edges, positions, _phrases(names, edges, learned, truth, key != _PARENTS), bar)
+
+
+def _draw_panel(axis, phrases: list[str], panel: _Panel, highlight: set, reward_node=None) -> None:
+    """Nodes as circles (the reward node marked, with its index), edges as arrows styled by class
+    (matplotlib only: no networkx needed); room is left between the nodes and the subtitle."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # imported on first use (figures.style)
+
+    positions = panel.positions
+    rows = 1 + max((-p[1] for p in positions.values()), default=0) - min((-p[1] for p in positions.values()), default=0)
+    # nodes never touch: at most 60% of the height of a row of nodes (with the margins set below)
+    height_points = axis.get_position().height * axis.figure.get_size_inches()[1] * 72 / (rows + 1.3)
+    size = float(min(420.0, (0.6 * height_points) ** 2))
+    radius = np.sqrt(size) / 2
+    circles = {node: xy for node, xy in positions.items() if node != panel.bar_target}
+    xy = np.array(list(circles.values())) if circles else np.zeros((0, 2))
+    colours = ["#fddbc7" if node in highlight else "#e0ecf4" for node in circles]
+    axis.scatter(xy[:, 0], xy[:, 1], s=size, c=colours, edgecolors="#333333", zorder=3)
+    for node, (x, y) in circles.items():
+        if radius >= 5.5:
+            axis.text(x, y, node, ha="center", va="center", fontsize=9 if radius >= 8 else 7, zorder=4)
+        else:  # too small a circle for its name: the name goes to its left
+            axis.annotate(node, (x, y), xytext=(-radius - 2, 0), textcoords="offset points", ha="right", va="center",
+                          fontsize=7)
+        if node == "R" and reward_node is not None:
+            axis.annotate(f"node {reward_node}", (x, y), xytext=(0, -radius - 2), textcoords="offset points",
+                          ha="center", va="top", fontsize=7, color="#555555")
+    if panel.bar_target is not None:
+        ys = [p[1] for node, p in positions.items() if node != panel.bar_target]
+        axis.add_patch(FancyBboxPatch((0.96, min(ys) - 0.3), 0.08, max(ys) - min(ys) + 0.6,
+                                      boxstyle="round,pad=0.02", facecolor="#fddbc7", edgecolor="#333333", zorder=3))
+        axis.text(1.0, (min(ys) + max(ys)) / 2, panel.bar_target, ha="center", va="center", fontsize=9, zorder=4)
+    ports = Ports(axis, positions, panel.edges)
+    for kind in [*EDGE_KINDS, "true", "learned"]:
+        _, colour, style, width = STYLES[kind]
+        for source, target, edge_kind in panel.edges:
+            if edge_kind != kind or source == target:
+                continue
+            start = positions[source]
+            end = np.array([0.96, start[1]]) if target == panel.bar_target else positions[target]
+            bar = target == panel.bar_target
+            axis.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color=colour,
+                                           linestyle=style, linewidth=width, shrinkA=radius + 1,
+                                           shrinkB=1 if bar else radius + 1, zorder=2,
+                                           connectionstyle="arc3" if bar else ported(ports, (source, target, edge_kind))))
+    if len(positions):
+        every = np.array(list(positions.values()))
+        axis.set_xlim(every[:, 0].min() - 0.45, every[:, 0].max() + 0.45)
+        # below: room for the reward node's index; above: a gap before the subtitle
+        axis.set_ylim(every[:, 1].min() - (0.7 if reward_node is not None else 0.45), every[:, 1].max() + 0.6)
+    axis.set_title("\n".join(phrases), fontsize=9)
+    axis.set_axis_off()
+
+
+def _legend(figure, used: set, both: bool, columns: int) -> None:
+    from matplotlib.lines import Line2D  # matplotlib is imported on first use (figures.style)
+
+    handles = [Line2D([], [], color=STYLES[k][1], linestyle=STYLES[k][2], linewidth=STYLES[k][3], label=STYLES[k][0])
+               for k in [*EDGE_KINDS, "true", "learned"] if k in used or (k in EDGE_KINDS and both)]
+    if handles:
+        figure.legend(handles=handles, loc="lower center", ncol=min(columns, len(handles)), fontsize=8, frameon=False,
+                      bbox_to_anchor=(0.5, 0.0), handlelength=3.5)
+
+
+def _prepared(learned, truth, reward_node):
+    """(learned masks, true masks, classified panels, reward node index) of one structure pair."""
+    learned_named, truth_named = named_masks(learned), named_masks(truth)
+    reward_node = getattr(truth, "reward_node", reward_node)
+    panels = _classified(learned_named, truth_named)
+    if reward_node is not None and panels:
+        reward_node = int(reward_node) % next(iter(next(iter(panels.values())).values())).shape[0]
+    return learned_named, truth_named, panels, reward_node
+
+
+def _rows_of(panels: dict, groups: dict) -> int:
+    """The most nodes one column of a bipartite panel stacks (for the figure's height)."""
+    most = 0
+    for key, names in groups.items():
+        if key == _PARENTS:
+            most = max(most, sum(next(iter(panels[name].values())).shape[0] for name in names))
+    return most
+
+
+def draw_structure(learned, truth=None, path: str | Path | None = None, title: str = "",
+                   reward_node: int | None = None):
+    """Draw the learned structure over the true one (one panel per mechanism, edges styled by
+    class, legend below the panels) and save it to ``path`` when given. Returns the figure.
+
+    :param learned: the learned structure (a mapping of boolean matrices, or None).
+    :param truth: the true structure (``env.unwrapped.causal_structure``, a mapping, or None).
+    :param path: where to save the PNG. Default None: not saved.
+    :param title: the figure's title. Default "".
+    :param reward_node: the reward node's index when ``truth`` does not say. Default None.
+    """
+    plt = pyplot()
+    learned_named, truth_named, panels, reward_node = _prepared(learned, truth, reward_node)
+    if not panels:
+        raise ValueError("draw_structure: nothing to draw (no learned structure and no ground truth)")
+    groups = _groups(panels)
+    height = max(5.6, 0.42 * _rows_of(panels, groups) + 2.4)
+    figure, axes = plt.subplots(1, len(groups), figsize=(max(6.0, 4.6 * len(groups)), height), squeeze=False)
+    used = set()
+    for axis, (key, names) in zip(axes[0], groups.items()):
+        panel = _panel(key, names, panels, learned_named, truth_named, reward_node)
+        used |= {kind for *_, kind in panel.edges}
+        _draw_panel(axis, [key.replace("_", " "), *panel.phrases], panel, {"R", "r"}, reward_node)
+    _legend(figure, used, bool(truth_named and learned_named), 4 if len(groups) > 1 else 2)
+    if title:
+        figure.suptitle(wrap_title(title, figure.get_size_inches()[0]), fontsize=10)
+    figure.tight_layout(rect=(0, 0.6 / height, 1, 1))
+    if path is not None:
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
     return figure
 
 
-def plot_graph_grid(rows: list[tuple[str, list[tuple]]], path: str | Path, title: str = "") -> Path | None:
-    """The report's grid: one row per agent, one column per run, one mechanism per cell (the
-    first one, usually the observational graph when there are two).
+def plot_graph_grid(rows: list[tuple[str, list[tuple]]], path: str | Path | None, title: str = "",
+                    columns: int = GRID_COLUMNS):
+    """The report's grid: one row per agent and mechanism (a bandit's observational and
+    interventional graphs, a factored world's reward parents), one column per run, SHD and F1 in
+    every cell. Runs beyond ``columns`` are not drawn; the row's label says how many.
 
-    ``rows`` is ``[(agent, [(run label, learned, truth, reward node), ...]), ...]`` with
-    structures as :func:`draw_structure` takes them (truth and reward node may be None).
+    :param rows: ``[(agent, [(run label, learned, truth, reward node), ...]), ...]`` with structures
+        as :func:`draw_structure` takes them (truth and reward node may be None).
+    :param path: where to save the PNG; None: return the figure unsaved.
+    :param title: the figure's title. Default "".
+    :param columns: the most runs drawn per row. Default :data:`GRID_COLUMNS`.
+    :return: the path (the figure when ``path`` is None), or None when no run kept a graph.
     """
     plt = pyplot()
-    from matplotlib.lines import Line2D  # matplotlib is imported on first use (figures.style)
-
-    rows = [(agent, runs) for agent, runs in rows if runs]
-    if not rows:
+    grid = []  # (row label, [(run label, panel, phrases, reward node)], runs left out)
+    for agent, runs in rows:
+        by_key: dict[str, list] = {}
+        for label, learned, truth, reward_node in runs:
+            learned_named, truth_named, panels, node = _prepared(learned, truth, reward_node)
+            for key, names in _groups(panels).items():
+                panel = _panel(key, names, panels, learned_named, truth_named, node)
+                by_key.setdefault(key, []).append((label, panel, node))
+        for key, cells in by_key.items():
+            grid.append((f"{agent}\n{key.replace('_', ' ')}", cells[:columns], max(0, len(cells) - columns)))
+    if not grid:
         return None
-    columns = max(len(runs) for _, runs in rows)
-    figure, axes = plt.subplots(len(rows), columns, figsize=(3.4 * columns, 3.4 * len(rows) + 0.8), squeeze=False)
+    width = max(len(cells) for _, cells, _ in grid)
+    # a row of bipartite panels grows with the sources it stacks, so that its nodes stay apart
+    heights = [max(3.4, 0.22 * max(len(cell[1].positions) for cell in cells) + 1.2) for _, cells, _ in grid]
+    height = sum(heights) + 1.0
+    figure, axes = plt.subplots(len(grid), width, figsize=(3.4 * width + 1.2, height), squeeze=False,
+                                gridspec_kw={"height_ratios": heights})
     used = set()
-    for row, (agent, runs) in enumerate(rows):
-        for column in range(columns):
+    for row, (label, cells, left_out) in enumerate(grid):
+        for column in range(width):
             axis = axes[row][column]
-            if column >= len(runs):
+            if column >= len(cells):
                 axis.set_axis_off()
                 continue
-            label, learned, truth, reward_node = runs[column]
-            learned, truth = named_masks(learned), named_masks(truth)
-            first = next(iter(learned or truth), None)
-            if first is None:
-                axis.set_axis_off()
-                continue
-            panels = _classified({first: learned[first]} if learned else {}, truth)
-            panels = {first: panels[first]} if first in panels else panels
-            name = next(iter(panels))
-            kinds = panels[name]
-            shape = next(iter(kinds.values())).shape
-            sources, targets = _node_names(name, shape, reward_node)
-            positions = _layout(name, shape, kinds, truth, reward_node, sources, targets)
-            if not positions:
-                for x, nodes in ((0.0, sources), (1.0, list(dict.fromkeys(targets)))):
-                    for index, node in enumerate(nodes):
-                        positions[node] = np.array([x, -(index - (len(nodes) - 1) / 2)])
-            edges = [(sources[j], targets[i], kind) for kind, mask in kinds.items() for j, i in zip(*np.nonzero(mask))]
-            used |= {kind for *_, kind in edges}
-            wrapped = textwrap.wrap(f"{agent} | {label} | {name.replace('_', ' ')}", 40)
-            _draw_panel(axis, "\n".join(wrapped), edges, positions, {"R", "r"})
-    handles = [Line2D([], [], color=STYLES[k][1], linestyle=STYLES[k][2], linewidth=STYLES[k][3], label=STYLES[k][0])
-               for k in STYLES if k in used]
-    if handles:
-        figure.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False,
-                      handlelength=3.5)
+            run_label, panel, node = cells[column]
+            used |= {kind for *_, kind in panel.edges}
+            _draw_panel(axis, [run_label, *panel.phrases[:1]], panel, {"R", "r"}, node)
+        more = f"\n(+{left_out} more runs, not drawn)" if left_out else ""
+        axes[row][0].text(-0.08, 0.5, label + more, transform=axes[row][0].transAxes, rotation=90, ha="right",
+                          va="center", fontsize=9)
+    _legend(figure, used, True, 4)
     if title:
-        figure.suptitle("\n".join(textwrap.wrap(title, int(12 * 3.4 * columns))), fontsize=10)
-    figure.tight_layout(rect=(0, 0.6 / (3.4 * len(rows) + 0.8), 1, 1))
+        figure.suptitle(wrap_title(title, 3.4 * width + 1.2), fontsize=10)
+    figure.tight_layout(rect=(0.03, 0.6 / height, 1, 1))
+    if path is None:
+        return figure
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return Path(path)

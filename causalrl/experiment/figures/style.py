@@ -33,11 +33,12 @@ def wrap_title(text: str, width_inches: float) -> str:
     return "\n".join(textwrap.wrap(text, max(30, int(width_inches * 9))))
 
 
-def hatched_band(axis, x, low, high, colour, hatch: str) -> None:
+def hatched_band(axis, x, low, high, colour, hatch: str, step: str | None = None) -> None:
     """A 95% CI band: a light fill plus a hatch in the group's colour, so overlapping bands stay
-    tellable apart."""
-    axis.fill_between(x, low, high, facecolor=colour, alpha=0.10, linewidth=0)
-    axis.fill_between(x, low, high, facecolor="none", edgecolor=colour, hatch=hatch, alpha=0.45, linewidth=0.6)
+    tellable apart; ``step="post"`` for the band of a step function."""
+    axis.fill_between(x, low, high, facecolor=colour, alpha=0.10, linewidth=0, step=step)
+    axis.fill_between(x, low, high, facecolor="none", edgecolor=colour, hatch=hatch, alpha=0.45, linewidth=0.6,
+                      step=step)
 
 
 def legend_below(figure, handles: dict, width: float, title: str = "hatched band: 95% CI") -> None:
@@ -49,11 +50,14 @@ def legend_below(figure, handles: dict, width: float, title: str = "hatched band
                       title=title, title_fontsize=8)
 
 
-def save_figure(figure, title: str, width: float, path: str | Path) -> Path:
-    """Title the figure (wrapped to its ``width`` in inches), save it as ``path`` and close it."""
+def save_figure(figure, title: str, width: float, path: str | Path | None):
+    """Title the figure (wrapped to its ``width`` in inches), save it as ``path`` and close it;
+    with ``path`` None, return the titled figure unsaved (tests read its axes)."""
     plt = pyplot()
     figure.suptitle(wrap_title(title, width), fontsize=11)
     figure.tight_layout()
+    if path is None:
+        return figure
     figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return Path(path)

@@ -79,7 +79,7 @@ class MetricsCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         # every observation is checked against the world's own space, as actions are (core.checks)
-        space = getattr(self.model, "observation_space", None)
+        space = getattr(self.training_env, "observation_space", None) or getattr(self.model, "observation_space", None)
         shape = getattr(space, "shape", None)
         count = getattr(self.training_env, "num_envs", 1) if self.training_env is not None else 1
         self._observation_shape = (count, *shape) if isinstance(shape, tuple) and not hasattr(space, "spaces") else None

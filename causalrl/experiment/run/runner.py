@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -362,9 +363,11 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     ``failed`` (with the step) and is raised as :class:`RunFailed`."""
     metrics = MetricsCallback(config.log_interval, truth=lambda: _ground_truth(env), eval_interval=config.eval_interval)
     guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint, fingerprint=fingerprint(config))
+    previous, background = threading.excepthook, []
+    threading.excepthook = lambda args: background.append(args.exc_value)  # TensorBoard's writer thread
     try:
         first_change()
-        return _train_changing(config, run_dir, env, agent, state, verbose, started, metrics, guard)
+        return _train_changing(config, run_dir, env, agent, state, verbose, started, metrics, guard, background)
     except (NonFiniteError, KeyboardInterrupt, GeneratorExit):
         raise  # the guard saved the state at failure / status.json says interrupted
     except BaseException as error:  # SystemExit from plugin code too: the run failed, whatever it said
@@ -376,10 +379,12 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
             pass
         raise RunFailed(f"run {run_dir} failed at step {step} ({line}); status.json says failed; fix the cause, then "
                         f"`causalrl run --resume {run_dir}`") from error
+    finally:
+        threading.excepthook = previous
 
 
 def _train_changing(config: RunConfig, run_dir: Path, env, agent, state: dict | None, verbose: bool, started: float,
-                    metrics: MetricsCallback, guard: CheckpointCallback) -> RunResult:
+                    metrics: MetricsCallback, guard: CheckpointCallback, background: list) -> RunResult:
     logger = _logger(run_dir, verbose)
     if config.wandb is not None:
         logger.output_formats.append(WandbOutputFormat(run_dir, config.to_dict(), config.wandb))
@@ -409,6 +414,8 @@ def _train_changing(config: RunConfig, run_dir: Path, env, agent, state: dict | 
         agent.logger.close()
         if eval_env is not None:
             eval_env.close()
+    if background:  # an error in a writer thread (a full disk) fails the run instead of being lost
+        raise background[0]
 
     if config.save_model:
         agent.save(run_dir / "model.zip")

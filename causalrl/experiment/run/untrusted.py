@@ -267,11 +267,13 @@ def check_state(folder: Path, info: dict, state: dict, layers: list, fresh_metri
     metrics, logger, env = state["metrics"], state["logger"], state["env"]
     if fresh_metrics is not None:
         check_saved_state(folder, "metrics", metrics, fresh_metrics)
-    if (not isinstance(metrics.get("rows"), list) or len(metrics["rows"]) != info["rows"]
-            or metrics.get("steps") != info["step"] or not all(isinstance(row, dict) for row in metrics["rows"])):
-        raise ValueError(f"checkpoint {folder}: state.pkl's metrics ({len(metrics.get('rows') or [])} rows at step "
-                         f"{metrics.get('steps')!r}) do not match state.json ({info['rows']} rows at step "
-                         f"{info['step']}); delete that folder to restart the run from step 0")
+    rows = metrics.get("rows") if isinstance(metrics, dict) else None
+    if (not isinstance(rows, list) or len(rows) != info["rows"] or metrics.get("steps") != info["step"]
+            or not all(isinstance(row, dict) for row in rows)):
+        found = f"{len(rows)} rows" if isinstance(rows, list) else "no rows"
+        raise ValueError(f"checkpoint {folder}: state.pkl's metrics ({found} at step "
+                         f"{metrics.get('steps') if isinstance(metrics, dict) else None!r}) do not match state.json "
+                         f"({info['rows']} rows at step {info['step']}); delete that folder to restart the run from step 0")
     if (not isinstance(logger, dict) or set(logger) != set(logger_names)
             or not all(isinstance(logger[name], dict) for name in logger_names)):
         raise ValueError(f"checkpoint {folder}: state.pkl's logger state is damaged; delete that folder to restart "
@@ -281,3 +283,6 @@ def check_state(folder: Path, info: dict, state: dict, layers: list, fresh_metri
                          f"layers, the run's env has {len(layers)}; delete that folder to restart the run from step 0")
     for position, (layer, saved) in enumerate(zip(layers, env)):
         check_saved_state(folder, f"env[{position}] ({type(layer).__name__})", saved, layer, fixed=True)
+        if {"env", "venv", "envs"} & set(saved):  # which layer wraps which comes from the config, never the file
+            raise ValueError(f"checkpoint {folder}: state.pkl rewires env layer {position}; delete that folder to "
+                             "restart the run from step 0")
