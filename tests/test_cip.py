@@ -1,4 +1,4 @@
-"""CIP and ACE on SAC (agents/cip.py, docs/cip.md): each part acts, discovery finds the reward's
+"""CIP and ACE on SAC (agents/cip/, docs/cip.md): each part acts, discovery finds the reward's
 parents, save/load round-trips, and the runner logs structure and weights. Short runs with small
 networks (a few hundred steps each), so the whole file stays fast on two shared cores.
 
@@ -11,9 +11,17 @@ augmenting although discovery found no state parent -> test_no_augmentation_with
 models trained on augmented rows -> test_models_train_on_real_rows_only; s_{t+1} left out of
 discovery -> test_reward_after_the_step_is_found_through_the_next_state; alpha quirk ignored ->
 test_reference_alpha_quirk; weights not passed -> test_weights_change_critic_targets.
+q fitted on replayed actions only (or half of them) ->
+test_empowerment_does_not_pull_toward_the_buffer_mean_action; action weights or action parents read from the fit with s_{t+1} ->
+test_action_weights_count_effects_through_the_next_state; constant dimensions used as parents or
+swapped, a round's summary printed again unchanged ->
+test_constant_dimensions_are_never_parents_or_swapped_and_each_round_is_reported; first round at K,
+no line when a part stays off -> test_default_schedule_discovers_early_and_says_when_a_part_stays_off.
 """
 
 from __future__ import annotations
+
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -22,9 +30,12 @@ import pytest
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
 
 import causalrl.envs  # noqa: F401  (registers the worlds)
 from causalrl.agents import ACE, CIP, DelayedSAC
+from causalrl.agents.cip.empowerment import model_losses
+from causalrl.agents.cip.records import schedule_lines
 from causalrl.core.metrics import structure_metrics
 from causalrl.core.registry import AGENTS
 from causalrl.core.rollout import episode_returns
@@ -232,21 +243,29 @@ def test_models_train_on_real_rows_only(trained, interval):
         assert augmented[index] is not batch and not th.equal(augmented[index].observations, batch.observations)
 
 
-def test_inverse_model_loss_falls(trained):
+@pytest.mark.parametrize("share", [1.0, 0.0])
+def test_inverse_model_loss_falls(trained, share):
+    """q's loss on the rows it is fitted on falls with training: by default (s, a~, f(s, a~)) with
+    the policy's actions a~ (docs/cip.md b.3 (i)); with ``inverse_policy_share=0`` the replayed
+    (s, a, s'). (The release never trained q.)"""
     _, agent, _ = trained
     batch = agent.replay_buffer.sample(256)
-
-    def loss() -> float:
-        with th.no_grad():
-            return -agent.inverse_model.log_prob(batch.observations, batch.next_observations, batch.actions).sum(1).mean().item()
-
-    untrained = CIP("MlpPolicy", agent.env, seed=1, **SMALL).inverse_model
     with th.no_grad():
-        fresh = -untrained.log_prob(batch.observations, batch.next_observations, batch.actions).sum(1).mean().item()
-    before = loss()
-    agent.train(gradient_steps=200, batch_size=64)
-    after = loss()
-    assert before < fresh and after < before
+        actions = agent._sample_with_log_probs(batch.observations)[0]
+
+    def loss(inverse_model) -> float:
+        with th.no_grad():
+            return model_losses(inverse_model, agent.forward_model, batch, actions, share)[0].item()
+
+    fresh = loss(CIP("MlpPolicy", agent.env, seed=1, **SMALL).inverse_model)
+    agent.inverse_policy_share = share
+    try:
+        before = loss(agent.inverse_model)
+        agent.train(gradient_steps=200, batch_size=64)
+        after = loss(agent.inverse_model)
+    finally:
+        agent.inverse_policy_share = 1.0
+    assert before < fresh and after < before, (fresh, before, after)
 
 
 def test_empowerment_sends_gradient_to_the_actor_only(trained):
@@ -333,6 +352,146 @@ def test_empowerment_does_not_pull_toward_replayed_actions():
     assert toward["model next state"] < 0.7, toward
 
 
+def _pull_toward_the_buffer_mean(world: str, share: float, steps: int = 600) -> float:
+    """Share of rows whose empowerment ascent direction at the policy's action a~ points toward the
+    buffer's mean action, after ``steps`` model steps with ``inverse_policy_share=share``.
+
+    Deterministic worlds with a known inverse: "invertible", s' = A s + B a with one action
+    (buffer actions around -0.5, the policy's around tanh(1) = 0.76); "not identifiable", two
+    actions of which only B a moves s' (buffer actions uniform, the policy's around (0.6, -0.2)):
+    there q cannot read a~ off the next state, and its mean falls back on the actions it was fitted on."""
+    th.manual_seed(0)
+    n_actions = 1 if world == "invertible" else 2
+    env = gym.make("causalrl/FactoredLQR-v0", n_relevant_states=1, n_distractor_states=0,
+                   n_relevant_actions=n_actions, n_irrelevant_actions=0, noise_std=0.0)
+    agent = CIP("MlpPolicy", env, seed=0, discovery=None, learning_starts=10**6, buffer_size=10_000,
+                policy_kwargs={"net_arch": [32, 32]}, inverse_policy_share=share)
+    rng = np.random.default_rng(0)
+    observation, _ = env.reset(seed=0)
+    for _ in range(2000):  # the buffer: actions of an earlier behaviour
+        if world == "invertible":
+            action = np.clip(rng.normal(-0.5, 0.2, 1), -1, 1).astype(np.float32)
+        else:
+            action = rng.uniform(-1, 1, 2).astype(np.float32)
+        following, reward, terminated, truncated, _ = env.step(action)
+        agent.replay_buffer.add(observation[None], following[None], action[None], np.array([reward]),
+                                np.array([terminated]), [{}])
+        observation = following if not (terminated or truncated) else env.reset()[0]
+    with th.no_grad():  # the current policy: concentrated elsewhere, whatever the state
+        agent.actor.mu.weight.zero_()
+        agent.actor.mu.bias.copy_(th.atanh(th.tensor([0.76] if world == "invertible" else [0.6, -0.2])))
+        agent.actor.log_std.weight.zero_()
+        agent.actor.log_std.bias.fill_(-2.0)
+    for _ in range(steps):
+        agent._model_step(agent.replay_buffer.sample(256))
+    batch = agent.replay_buffer.sample(1024)
+    with th.no_grad():
+        fresh = agent._sample_with_log_probs(batch.observations)[0]
+    fresh.requires_grad_(True)
+    term = agent._empowerment(batch.observations, fresh, th.zeros_like(fresh), agent.action_weights)
+    (gradient,) = th.autograd.grad(term, fresh)
+    toward = (gradient * (batch.actions.mean(0) - fresh.detach())).sum(1)
+    return float((toward > 0).float().mean())
+
+
+@pytest.mark.parametrize("world", ["invertible", "not identifiable"])
+def test_empowerment_does_not_pull_toward_the_buffer_mean_action(world):
+    """q fitted on the policy's own actions under f (docs/cip.md b.3 (i)) inverts f where the
+    policy acts, so the term's pull toward the buffer's actions vanishes: the share of rows
+    pointed toward the buffer-mean action is near chance. The replay-only fit of earlier
+    versions (``inverse_policy_share=0``) points nearly every row there (measured: 1.00 and
+    0.99; now 0.50 and 0.50; a 50/50 mix of the two fits: 0.79 and 0.85, which fails too)."""
+    assert _pull_toward_the_buffer_mean(world, share=0.0) > 0.9  # the world shows the pull
+    assert _pull_toward_the_buffer_mean(world, share=1.0) < 0.7
+
+
+def _discover_on(env, observations, actions, rewards, next_observations, **kwargs):
+    """A CIP whose replay buffer holds exactly these transitions, after one discovery round on them."""
+    agent = CIP("MlpPolicy", env, seed=0, discovery_samples=len(rewards), **{**SMALL, **kwargs})
+    agent.set_logger(configure(None, []))
+    buffer, n = agent.replay_buffer, len(rewards)
+    for field, values in (("observations", observations), ("next_observations", next_observations), ("actions", actions),
+                          ("rewards", rewards), ("dones", np.zeros(n)), ("timeouts", np.zeros(n))):
+        getattr(buffer, field)[:n, 0] = values
+    buffer.pos = n
+    agent._discover()
+    return agent
+
+
+def test_action_weights_count_effects_through_the_next_state():
+    """The reward is scored after the step (r = s'_0 + noise) and a_0 moves s'_0: given s_{t+1}
+    the action is screened off, so a fit on (s, a, s') finds no action parent and leaves w flat.
+    The weights come from the paper's fit on (s, a) (docs/cip.md b.1), where a_0 is a parent."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    s, a = rng.standard_normal((n, 2)), rng.uniform(-1, 1, (n, 2))
+    s_next = 0.5 * s + np.c_[a[:, 0], np.zeros(n)] + 0.1 * rng.standard_normal((n, 2))
+    rewards = s_next[:, 0] + 0.05 * rng.uniform(-1, 1, n)
+    env = gym.make("causalrl/FactoredLQR-v0", n_relevant_states=2, n_distractor_states=0, n_relevant_actions=2,
+                   n_irrelevant_actions=0)
+    agent = _discover_on(env, s, a, rewards, s_next)
+    record = agent.discovery_log[-1]
+    assert record["direct_action_parents"] == []  # the screening that left w flat before
+    assert agent.reward_action_mask.tolist() == [True, False]
+    assert agent.reward_state_mask.tolist() == [True, False]  # through s_t and s_{t+1}
+    weights = agent.action_weights.numpy()
+    assert weights.sum() == pytest.approx(2.0, rel=1e-5) and weights[0] > 2 * weights[1]
+    assert record["action_weights"] == pytest.approx(weights.tolist())
+
+
+def test_constant_dimensions_are_never_parents_or_swapped_and_each_round_is_reported(capsys):
+    """s2 is a tiny copy of the reward (std 1e-8: standardising it turns it into a perfect
+    predictor) and s3 is identically 0 (a lone closed block that swaps nothing): both are
+    constant, never a parent, never in a swap block. The round is recorded by dimension index,
+    logged as ``cip/swapped_*`` keys and printed once; a second round with the same summary
+    prints nothing and compares its parents with the first (Jaccard 1)."""
+    rng = np.random.default_rng(1)
+    n = 1000
+    s, a = np.zeros((n, 4)), rng.uniform(-1, 1, (n, 2))
+    s[:, :2] = rng.standard_normal((n, 2))
+    rewards = s[:, 0] - 0.5 * a[:, 0] + 0.1 * rng.uniform(-1, 1, n)
+    s[:, 2] = 1e-8 * rewards
+    s_next = np.zeros((n, 4))
+    s_next[:, :2] = 0.5 * s[:, :2] + a + 0.1 * rng.standard_normal((n, 2))
+    s_next[:, 2] = 1e-8 * rng.standard_normal(n)
+    env = gym.make("causalrl/FactoredLQR-v0", n_relevant_states=2, n_distractor_states=2, n_relevant_actions=1,
+                   n_irrelevant_actions=1)
+    agent = _discover_on(env, s, a, rewards, s_next)
+    assert agent.constant_states.tolist() == [False, False, True, True]
+    assert agent.reward_state_mask.tolist() == [True, False, False, False]
+    assert [(states.tolist(), actions.tolist()) for states, actions in agent.swap_blocks] == [([1], [1])]
+    record = agent.discovery_log[-1]
+    assert record["constant_states"] == [2, 3] and record["augmentation"] == "on"
+    assert record["swapped_blocks"] == [{"states": [1], "actions": [1]}]
+    assert record["jaccard_state_parents"] is None  # no previous round
+    logged = agent.logger.name_to_value
+    assert [logged[f"cip/swapped_state/s{i}"] for i in range(4)] == [0, 1, 0, 0]
+    assert [logged[f"cip/swapped_action/a{j}"] for j in range(2)] == [0, 1]
+    printed = capsys.readouterr().out
+    assert printed.count("CIP discovery round") == 1
+    assert "augmentation on, swapping {s1 | a1}" in printed and "never a parent or swapped: s2 s3" in printed
+    agent._discover()
+    assert len(agent.discovery_log) == 2 and agent.discovery_log[-1]["jaccard_state_parents"] == 1.0
+    assert agent.logger.name_to_value["cip/jaccard_state_parents"] == 1.0
+    assert "CIP discovery round" not in capsys.readouterr().out
+
+
+def test_default_schedule_discovers_early_and_says_when_a_part_stays_off(capsys):
+    """``CIP("MlpPolicy", env)`` runs its first discovery round at step 2,000 (not at K = 10,000),
+    later rounds every K steps; a run in which no round falls, or the empowerment term never
+    starts, says so in one line each when learn() starts (without verbose)."""
+    agent = CIP("MlpPolicy", "Pendulum-v1", **SMALL)
+    assert agent.discovery_interval == 10_000 and agent.next_discovery_step == 2_000
+    assert schedule_lines(agent, 3_000) == []  # a round at 2,000; about 2,900 updates > warm-up 2,000
+    assert len(schedule_lines(agent, 1_500)) == 2
+    late = CIP("MlpPolicy", "Pendulum-v1", discovery_start=5_000, discovery_interval=5_000, **SMALL)
+    late.learn(SMALL["learning_starts"] + 4)
+    printed = capsys.readouterr().out
+    assert "no discovery round in this run" in printed and "discovery_start=5000" in printed
+    assert "the empowerment term does not start in this run" in printed
+    assert late.discovery_rounds == 0 and late.next_discovery_step == 5_000
+
+
 @pytest.mark.slow
 def test_cip_does_not_collapse_where_sac_learns():
     """Empowerment on from update 50 on the deterministic 1-D world: CIP's deterministic policy
@@ -397,6 +556,10 @@ def test_runs_through_the_runner_and_logs_structure_and_weights(tmp_path):
     weights = progress[[f"causal/weights/a{i}" for i in range(4)]].iloc[-1].to_numpy()
     assert weights.sum() == pytest.approx(4.0, rel=1e-4) and weights[:2].min() > weights[2:].max()
     assert (result.run_dir / "summary.json").exists()
+    # the discovery round the agent recorded (at min(discovery_start, discovery_interval) = 200;
+    # the next is due at the run's last step, after its last update) is in discovery.jsonl
+    rounds = [json.loads(line) for line in (result.run_dir / "discovery.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in rounds] == [200]
 
 
 @pytest.mark.parametrize("field, value", [

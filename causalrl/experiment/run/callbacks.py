@@ -37,7 +37,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from causalrl.core.checks import check_observation
 from causalrl.core.metrics import OPTIMAL_TOLERANCE, structure_metrics
-from causalrl.experiment.run.history import append_snapshot, read_history, snapshot, write_graph
+from causalrl.experiment.run.history import append_snapshot, read_history, snapshot, write_discovery_log, write_graph
 
 __all__ = ["MetricsCallback", "StructureHistory"]
 
@@ -186,7 +186,8 @@ def _world_attribute(env, name: str):
 class StructureHistory(BaseCallback):
     """Appends a snapshot of ``model.learned_structure`` and of the env's ground truth to
     ``RUN_DIR/structure.jsonl`` every ``interval`` steps and at the end of training, and draws the
-    last one as ``RUN_DIR/graph.png``.
+    last one as ``RUN_DIR/graph.png``. An agent that keeps a ``discovery_log`` (CIP's record of
+    each discovery round) has it written to ``RUN_DIR/discovery.jsonl`` at the same moments.
 
     :param run_dir: the run directory.
     :param interval: steps between snapshots (the runner uses its checkpoint interval).
@@ -206,6 +207,8 @@ class StructureHistory(BaseCallback):
     def _append(self) -> dict:
         line = self._snapshot()
         append_snapshot(self.run_dir, line)
+        if isinstance(getattr(self.model, "discovery_log", None), list):
+            write_discovery_log(self.run_dir, self.model.discovery_log)
         self.last_step = self.num_timesteps
         return line
 

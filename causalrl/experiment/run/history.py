@@ -22,10 +22,13 @@ import numpy as np
 from causalrl.experiment.figures.graphs import draw_structure, named_masks
 from causalrl.experiment.run.rundir import write_text_atomic
 
-__all__ = ["HISTORY_FILE", "snapshot", "append_snapshot", "snapshot_structures", "read_history", "select_snapshot",
+__all__ = ["HISTORY_FILE", "DISCOVERY_FILE", "write_discovery_log", "snapshot", "append_snapshot", "snapshot_structures", "read_history", "select_snapshot",
            "write_graph", "keep_history_until", "check_history"]
 
 HISTORY_FILE = "structure.jsonl"
+#: an agent's own record of each structure-discovery round (``agent.discovery_log``, e.g. CIP's:
+#: step, reward parents, swapped blocks, stability against the previous round; docs/cip.md b.1)
+DISCOVERY_FILE = "discovery.jsonl"
 
 
 def snapshot(step: int, learned, truth) -> dict:
@@ -40,6 +43,19 @@ def snapshot(step: int, learned, truth) -> dict:
         n_nodes = next(iter(truth_named.values())).shape[0]
         line["reward_node"] = int(reward_node) % n_nodes
     return line
+
+
+def write_discovery_log(run_dir: str | Path, records: list[dict]) -> None:
+    """Rewrite ``run_dir/discovery.jsonl`` with ``records``, one JSON line each, in one atomic
+    step: the log is part of the agent's saved state, so a resumed run rewrites it whole rather
+    than appending to what a killed run left."""
+    text = "".join(json.dumps(record, separators=(",", ":"), default=_plain) + "\n" for record in records)
+    write_text_atomic(Path(run_dir) / DISCOVERY_FILE, text)
+
+
+def _plain(value):
+    """numpy scalars and arrays as JSON numbers and lists."""
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else str(value)
 
 
 def append_snapshot(run_dir: str | Path, line: dict) -> None:
