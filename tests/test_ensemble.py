@@ -25,7 +25,6 @@ from causalrl.envs.experts import LQRExpert
 from causalrl.envs.factored import FactoredLQR
 from causalrl.envs.intervention import InterventionWrapper
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 

@@ -113,3 +113,29 @@ def test_an_unknown_baseline_or_metric_is_a_one_line_error(tmp_path):
         write_leaderboard([tmp_path / "runs"], tmp_path / "out", "sac", ["regret/cumulative"], reps=200)
     with pytest.raises(ValueError, match="^leaderboard: metrics: no complete run logged eval/return_mean; "):
         write_leaderboard([tmp_path / "runs"], tmp_path / "out", "ucb", ["eval/return_mean"], reps=200)
+
+
+def test_each_env_gets_its_own_axis_and_a_metric_an_env_does_not_log_no_section(tmp_path, monkeypatch):
+    # returns on one env are 1,000 times the other's: on one shared axis the small env's
+    # intervals would vanish, so every env x metric is a panel of its own
+    from causalrl.experiment.analysis import leaderboard
+
+    drawn = {}
+
+    def keep_panels(panels, path, title=""):
+        drawn["panels"] = panels
+        return None
+
+    monkeypatch.setattr(leaderboard, "plot_forest", keep_panels)
+    for seed, value in enumerate(BASE):
+        for n_nodes, scale in ((4, 1.0), (5, 1000.0)):
+            final = {"regret/cumulative": scale * value} | ({"structure/shd": value} if n_nodes == 4 else {})
+            _run_dir(tmp_path / "runs", f"ucb_{n_nodes}__s{seed}", "ucb", seed, final, {"n_nodes": n_nodes})
+            shifted = {key: number + scale for key, number in final.items()}
+            _run_dir(tmp_path / "runs", f"csl_{n_nodes}__s{seed}", "csl-ucb", seed, shifted, {"n_nodes": n_nodes})
+    board = write_leaderboard([tmp_path / "runs"], tmp_path / "out", baseline="ucb",
+                              metrics=["regret/cumulative", "structure/shd"], reps=200)
+    titles = [panel.title for panel in drawn["panels"]]
+    assert len(titles) == 3 and len(set(titles)) == 3  # two envs x regret, one env x shd
+    assert all(len(panel.rows) == 1 for panel in drawn["panels"])
+    assert sum(1 for row in board.rows if row["metric"] == "structure/shd") == 2  # the n_nodes=5 env has no section

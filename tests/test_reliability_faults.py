@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from causalrl.cli import main
@@ -40,23 +39,7 @@ CSL = {"progress_bar": False, "total_steps": 120, "log_interval": 20, "checkpoin
        "env": {"id": "causalrl/LinearSEMBandit-v0", "n_nodes": 4, "horizon": 120, "instance_seed": 0},
        "agent": {"name": "csl-ucb"}}
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-CASES: dict[str, int] = {}
-
-
-@pytest.fixture(autouse=True)
-def _count(request):
-    CASES[request.node.originalname] = CASES.get(request.node.originalname, 0) + 1
-    yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    started = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    print(f"\nreliability/faults: {sum(CASES.values())} cases in {time.perf_counter() - started:.1f}s")
+TALLY_LABEL = "reliability/faults"  # cases counted and timed by tests/conftest.py
 
 
 def cli(argv: list[str], cwd: Path | None = None) -> tuple[int, str]:

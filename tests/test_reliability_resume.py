@@ -18,11 +18,9 @@ import json
 import os
 import pickle
 import shutil
-import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from causalrl.cli import main
@@ -36,23 +34,7 @@ UCB = {"progress_bar": False, "total_steps": 60, "log_interval": 10, "checkpoint
 CSL = {"progress_bar": False, "total_steps": 120, "log_interval": 20, "checkpoint_interval": 40,
        "env": {"id": "causalrl/LinearSEMBandit-v0", "n_nodes": 4, "horizon": 120, "instance_seed": 0},
        "agents": [{"name": "csl-ucb"}]}
-CASES: dict[str, int] = {}
-
-
-@pytest.fixture(autouse=True)
-def _count(request):
-    CASES[request.node.originalname] = CASES.get(request.node.originalname, 0) + 1
-    yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    started = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    print(f"\nreliability/resume: {sum(CASES.values())} cases in {time.perf_counter() - started:.1f}s")
+TALLY_LABEL = "reliability/resume"  # cases counted and timed by tests/conftest.py
 
 
 def _stopped(root: Path, data: dict, name: str, checkpoints: int = 1) -> Path:

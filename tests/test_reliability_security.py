@@ -22,12 +22,10 @@ import os
 import pickle
 import shutil
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from causalrl.cli import main
@@ -41,23 +39,7 @@ TINY_SAC = {"name": "sac", "learning_starts": 10, "batch_size": 8, "buffer_size"
             "policy_kwargs": {"net_arch": [8]}}
 LEARNER = {"name": "rlif", "learning_starts": 10, "batch_size": 8, "buffer_size": 100, "device": "cpu",
            "policy_kwargs": {"net_arch": [8]}}
-CASES: dict[str, int] = {}
-
-
-@pytest.fixture(autouse=True)
-def _count(request):
-    CASES[request.node.originalname] = CASES.get(request.node.originalname, 0) + 1
-    yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    started = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    print(f"\nreliability/security: {sum(CASES.values())} cases in {time.perf_counter() - started:.1f}s")
+TALLY_LABEL = "reliability/security"  # cases counted and timed by tests/conftest.py
 
 
 class Payload:

@@ -201,16 +201,21 @@ def _text_lines(env: str, metric: str, rows: list[dict]) -> list[str]:
 
 # --- the figure -------------------------------------------------------------------------------
 def _forest(rows: list[dict], metrics: list[str], baseline: str, several_envs: bool, path: Path, title: str):
+    """One panel per metric, and per env when there are several: envs differ in scale (returns of
+    one env can be 1,000 times another's), so each gets its own axis."""
     panels = []
+    envs = list(dict.fromkeys(row["env"] for row in rows)) if several_envs else [None]
     for metric in metrics:
-        paired = [row for row in rows if row["metric"] == metric and row["agent"] != baseline and row["n_pairs"]]
-        if not paired:
-            continue
-        panel = ForestPanel(metric, f"agent - {baseline} (mean over paired seeds, 95% CI)", paired[0]["better"])
-        panel.rows = [ForestRow(f"{row['env']} | {row['agent']}" if several_envs else row["agent"], row["difference"],
-                                row["difference_low"], row["difference_high"], bool(row["significant"]))
-                      for row in paired]
-        panels.append(panel)
+        for env in envs:
+            paired = [row for row in rows if row["metric"] == metric and row["agent"] != baseline and row["n_pairs"]
+                      and (env is None or row["env"] == env)]
+            if not paired:
+                continue
+            name = metric if env is None else f"{env}: {metric}"
+            panel = ForestPanel(name, f"agent - {baseline} (mean over paired seeds, 95% CI)", paired[0]["better"])
+            panel.rows = [ForestRow(row["agent"], row["difference"], row["difference_low"], row["difference_high"],
+                                    bool(row["significant"])) for row in paired]
+            panels.append(panel)
     heading = f"{title}: " if title else ""
     return plot_forest(panels, path, f"{heading}paired differences against {baseline} (filled: 95% CI excludes 0)")
 
@@ -265,6 +270,8 @@ def write_leaderboard(dirs, out, baseline: str, metrics: list[str], reps: int = 
             continue
         for metric in metrics:
             theirs = _values_by_seed(env_groups[baseline], metric)
+            if not theirs:  # a metric this env does not log (e.g. a normalised score only some worlds have)
+                continue
             table = _ranked([_compare(env, metric, agent, baseline, _values_by_seed(group, metric), theirs, reps)
                              for agent, group in env_groups.items()])
             sections += _md_table(metric, table, baseline)

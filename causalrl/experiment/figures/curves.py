@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from causalrl.experiment.figures.style import LOOKS, pyplot
+from causalrl.experiment.figures.style import LOOKS, pyplot, save_figure
 
 __all__ = ["LOG_SPAN", "plot_bandit_runs", "regret_scale"]
 
@@ -68,11 +67,4 @@ def plot_bandit_runs(curves: dict[str, list[dict]], path: Path | None, title: st
     for axis in (regret_axis, rate_axis):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    if title:
-        figure.suptitle("\n".join(textwrap.wrap(title, 110)))
-    figure.tight_layout()
-    if path is None:
-        return figure
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, title, figure.get_figwidth(), path)

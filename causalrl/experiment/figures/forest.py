@@ -38,16 +38,20 @@ class ForestPanel:
     rows: list[ForestRow] = field(default_factory=list)
 
 
-def plot_forest(panels: list[ForestPanel], path: str | Path, title: str = "") -> Path | None:
-    """Draw ``panels`` side by side (panels without rows are left out) and save to ``path``;
-    None when there is nothing to draw."""
+def plot_forest(panels: list[ForestPanel], path: str | Path, title: str = "", columns: int = 3) -> Path | None:
+    """Draw ``panels`` in a grid of up to ``columns`` per row (panels without rows are left out),
+    each with its own x axis, and save to ``path``; None when there is nothing to draw."""
     panels = [panel for panel in panels if panel.rows]
     if not panels:
         return None
-    height = 1.8 + 0.38 * max(len(panel.rows) for panel in panels)
-    width = 5.6 * len(panels)
-    figure, axes = pyplot().subplots(1, len(panels), figsize=(width, height), squeeze=False)
-    for axis, panel in zip(axes[0], panels):
+    columns = min(columns, len(panels))
+    grid_rows = -(-len(panels) // columns)
+    height = grid_rows * (1.8 + 0.38 * max(len(panel.rows) for panel in panels))
+    width = 5.6 * columns
+    figure, axes = pyplot().subplots(grid_rows, columns, figsize=(width, height), squeeze=False)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
+    for axis, panel in zip(axes.flat, panels):
         for index, row in enumerate(panel.rows):
             colour = _SIGNIFICANT if row.highlight else _NOT_SIGNIFICANT
             axis.errorbar([row.value], [index], xerr=[[row.value - row.low], [row.high - row.value]], fmt="o",
@@ -58,5 +62,6 @@ def plot_forest(panels: list[ForestPanel], path: str | Path, title: str = "") ->
         axis.invert_yaxis()
         arrow = "← better (lower)" if panel.better == "lower" else "better (higher) →"
         axis.set(xlabel=f"{panel.xlabel}\n{arrow}", title=panel.title)
+        axis.title.set_fontsize(9)
         axis.grid(alpha=0.3, axis="x")
     return save_figure(figure, title, width, path)
