@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -40,12 +39,12 @@ import torch
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reliability_helpers import cli as run_cli
+from reliability_helpers import stopped_run
 
-from causalrl.cli import main
 from causalrl.core.checks import check_observation
 from causalrl.core.safe_pickle import UnsafePickleError, safe_load
 from causalrl.experiment.config import ConfigError, parse_yaml, validate
-from causalrl.experiment.run.checkpoints import CheckpointCallback
 from causalrl.experiment.run.runner import run
 
 SCALE = float(os.environ.get("FUZZ_EXAMPLES", "1"))
@@ -87,19 +86,8 @@ def deadline(seconds: float):
 
 
 def cli(argv: list[str], cwd: Path | None = None, limit: float = 30.0) -> tuple[int, str]:
-    err, out = io.StringIO(), io.StringIO()
-    here = os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), deadline(limit):
-            try:
-                code = main(argv)
-            except SystemExit as exit_:
-                code = exit_.code
-    finally:
-        os.chdir(here)
-    return code, err.getvalue()
+    """The command in this process, stopped as a Hang after ``limit`` seconds."""
+    return run_cli(argv, cwd, guard=deadline(limit))
 
 
 def contract(code: int, err: str, argv) -> None:
@@ -129,19 +117,7 @@ def root(tmp_path_factory):
 def stopped(root):
     """A CSL-UCB run stopped after its first checkpoint (it keeps a structure.jsonl), and its
     uninterrupted reference."""
-    original = CheckpointCallback._on_rollout_start
-
-    def stop(self):
-        original(self)
-        if self.last_checkpoint is not None:
-            raise KeyboardInterrupt
-
-    CheckpointCallback._on_rollout_start = stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(validate(UCB)[0], run_dir=root / "stopped")
-    finally:
-        CheckpointCallback._on_rollout_start = original
+    stopped_run(validate(UCB)[0], root / "stopped")
     reference = run(validate(UCB)[0], run_dir=root / "reference").run_dir
     return root / "stopped", reference
 

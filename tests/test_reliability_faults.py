@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 import shutil
@@ -29,8 +27,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from reliability_helpers import cli
 
-from causalrl.cli import main
 from causalrl.experiment.config import configs_from
 from causalrl.experiment.run.rundir import is_complete, lock_directory
 from causalrl.experiment.run.runner import run
@@ -40,22 +38,6 @@ CSL = {"progress_bar": False, "total_steps": 120, "log_interval": 20, "checkpoin
        "agent": {"name": "csl-ucb"}}
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TALLY_LABEL = "reliability/faults"  # cases counted and timed by tests/conftest.py
-
-
-def cli(argv: list[str], cwd: Path | None = None) -> tuple[int, str]:
-    err, out = io.StringIO(), io.StringIO()
-    here = os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            try:
-                code = main(argv)
-            except SystemExit as exit_:
-                code = exit_.code
-    finally:
-        os.chdir(here)
-    return code, err.getvalue()
 
 
 def one_line(err: str) -> None:

@@ -11,9 +11,7 @@ a run without a checkpoint), 8 (damaged checkpoints refused before anything chan
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -22,10 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from reliability_helpers import cli, stopped_run
 
-from causalrl.cli import main
 from causalrl.experiment.config import validate
-from causalrl.experiment.run.checkpoints import CheckpointCallback
 from causalrl.experiment.run.runner import run
 
 UCB = {"progress_bar": False, "total_steps": 60, "log_interval": 10, "checkpoint_interval": 20,
@@ -39,26 +36,7 @@ TALLY_LABEL = "reliability/resume"  # cases counted and timed by tests/conftest.
 
 def _stopped(root: Path, data: dict, name: str, checkpoints: int = 1) -> Path:
     """A run stopped (as a kill would) after its ``checkpoints``-th checkpoint (0: before the first)."""
-    original = CheckpointCallback._on_rollout_start
-    written = []
-
-    def stop(self):
-        before = self.last_checkpoint
-        if checkpoints == 0 and self.model.num_timesteps >= 15:
-            raise KeyboardInterrupt
-        original(self)
-        if self.last_checkpoint is not None and self.last_checkpoint != before:
-            written.append(self.last_checkpoint)
-            if len(written) == checkpoints:
-                raise KeyboardInterrupt
-
-    CheckpointCallback._on_rollout_start = stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(validate(data)[0], run_dir=root / name)
-    finally:
-        CheckpointCallback._on_rollout_start = original
-    return root / name
+    return stopped_run(validate(data)[0], root / name, checkpoints)
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +71,6 @@ def snapshot(folder: Path) -> dict:
         else:
             found[key] = "dir"
     return found
-
-
-def cli(argv: list[str]) -> tuple[int, str]:
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            code = main(argv)
-        except SystemExit as exit_:
-            code = exit_.code
-    return code, err.getvalue()
 
 
 def refused(run_dir: Path, *words: str) -> str:

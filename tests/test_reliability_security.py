@@ -15,8 +15,6 @@ line, never a traceback. Covered: Stable-Baselines3 ``model.zip`` files named by
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import os
 import pickle
@@ -27,11 +25,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from reliability_helpers import cli, stopped_run
 
-from causalrl.cli import main
 from causalrl.core.safe_pickle import UnsafePickleError, bare_reference, safe_load, sb3_custom_objects
 from causalrl.experiment.config import configs_from, validate
-from causalrl.experiment.run.checkpoints import CheckpointCallback
 from causalrl.experiment.run.runner import run
 
 WORLD = {"n_relevant_states": 2, "n_distractor_states": 1, "n_relevant_actions": 1, "n_irrelevant_actions": 1}
@@ -52,22 +49,6 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def cli(argv: list[str], cwd: Path | None = None) -> tuple[int, str]:
-    err, out = io.StringIO(), io.StringIO()
-    here = os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            try:
-                code = main(argv)
-            except SystemExit as exit_:
-                code = exit_.code
-    finally:
-        os.chdir(here)
-    return code, err.getvalue()
-
-
 def no_traceback(code: int, err: str) -> None:
     assert code in (0, 1, 2), (code, err)
     assert "Traceback" not in err, err
@@ -83,19 +64,7 @@ def sac_files(tmp_path_factory):
     base = {"progress_bar": False, "total_steps": 40, "log_interval": 20, "checkpoint_interval": 20,
             "env": {"id": "causalrl/FactoredLQR-v0", **WORLD}, "agents": [TINY_SAC]}
     model = run(validate(base)[0], run_dir=root / "expert").run_dir / "model.zip"
-    original = CheckpointCallback._on_rollout_start
-
-    def stop(self):
-        original(self)
-        if self.last_checkpoint is not None:
-            raise KeyboardInterrupt
-
-    CheckpointCallback._on_rollout_start = stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(validate({**base, "total_steps": 60})[0], run_dir=root / "stopped")
-    finally:
-        CheckpointCallback._on_rollout_start = original
+    stopped_run(validate({**base, "total_steps": 60})[0], root / "stopped")
     return {"model": model, "stopped": root / "stopped"}
 
 
@@ -297,19 +266,7 @@ def test_a_changed_expert_file_is_checked_again_on_resume(sac_files, tmp_path):
     config = _config(tmp_path, "intervention.expert", str(expert), "")
     data = yaml.safe_load(config.read_text())
     data.update(total_steps=40, checkpoint_interval=20)
-    original = CheckpointCallback._on_rollout_start
-
-    def stop(self):
-        original(self)
-        if self.last_checkpoint is not None:
-            raise KeyboardInterrupt
-
-    CheckpointCallback._on_rollout_start = stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(configs_from(data)[0], run_dir=tmp_path / "stopped")
-    finally:
-        CheckpointCallback._on_rollout_start = original
+    stopped_run(configs_from(data)[0], tmp_path / "stopped")
     plant(sac_files["model"], "action_space", pickle.dumps(Payload(marker)), expert)  # swapped after the start
     code, err = cli(["run", "--resume", str(tmp_path / "stopped"), "--no-progress"])
     assert code == 2 and "expert.zip" in err, err
@@ -336,19 +293,7 @@ def bandit_stopped(tmp_path_factory):
     root = tmp_path_factory.mktemp("bandit")
     data = {"progress_bar": False, "total_steps": 60, "log_interval": 10, "checkpoint_interval": 20,
             "env": {"id": "causalrl/LinearSEMBandit-v0", "n_nodes": 3, "horizon": 60}, "agents": [{"name": "csl-ucb"}]}
-    original = CheckpointCallback._on_rollout_start
-
-    def stop(self):
-        original(self)
-        if self.last_checkpoint is not None:
-            raise KeyboardInterrupt
-
-    CheckpointCallback._on_rollout_start = stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(validate(data)[0], run_dir=root / "stopped")
-    finally:
-        CheckpointCallback._on_rollout_start = original
+    stopped_run(validate(data)[0], root / "stopped")
     return root / "stopped"
 
 
