@@ -102,6 +102,9 @@ class BanditAgent:
     """
 
     default_policy = POLICY
+    #: ``learn`` checks every observation the world returns itself (``core.checks``), so the
+    #: runner's metrics callback need not check it again each round
+    checks_observations = True
 
     def __init__(self, policy: str, env, seed: int | None = None, verbose: int = 0,
                  noise_mean: float | None = None, noise_std: float | None = None):

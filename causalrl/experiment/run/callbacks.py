@@ -83,6 +83,8 @@ class MetricsCallback(BaseCallback):
         shape = getattr(space, "shape", None)
         count = getattr(self.training_env, "num_envs", 1) if self.training_env is not None else 1
         self._observation_shape = (count, *shape) if isinstance(shape, tuple) and not hasattr(space, "spaces") else None
+        if getattr(self.model, "checks_observations", False):  # the agent's own loop checks them (bandit agents)
+            self._observation_shape = None
 
     def _on_step(self) -> bool:
         # a VecEnv of n envs (the runner's n_envs) makes n transitions per call: each is counted
