@@ -38,6 +38,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from causalrl.agents.judge_log import record_judge_step
 from causalrl.agents.nets import load_demonstrations, mlp, squashed_gaussian_log_prob
 from causalrl.core.checks import check_int
 
@@ -215,6 +216,7 @@ class _InteractiveBC(BaseAlgorithm):
                 learner_action, _ = self.predict(observation, deterministic=self.deterministic_rollouts)
                 action, memo = self._round_action(observation[0], learner_action[0])
                 new_obs, rewards, dones, infos = self.env.step(action[None])
+                record_judge_step(self.logger, infos[0], self.env)
                 label = self._label(observation[0], memo, infos[0])
                 if label is not None:
                     self._add_samples(observation[0], label)

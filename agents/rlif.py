@@ -28,11 +28,10 @@ otherwise learn from all-zero rewards). The replay buffer is not part of ``save(
 ``learn(..., reset_num_timesteps=False)`` refills it, and updates wait until it holds a
 transition (the one-step labelling lag leaves it empty at the first step).
 
-Judge diagnostics go to the SB3 logger, averaged over each logging interval: ``judge/takeover_rate``
-(share of learner-controlled steps at which the expert took over), ``judge/bad_rate`` (share of
-judged learner actions the value or distance test found bad), ``judge/q_gap_mean`` (mean
-Q(s, a_ref) - Q(s, a_pi) of the value test) and ``judge/delta`` (the wrapper's delta, also
-when calibrated by ``delta="auto"``).
+Judge diagnostics go to the SB3 logger, averaged over each logging interval
+(``causalrl.agents.judge_log``): ``judge/takeover_rate``, ``judge/bad_rate`` (the learner's
+flagged share), ``judge/null_bad_rate`` (the share the do-nothing action would get),
+``judge/q_gap_mean``, ``judge/delta`` and the judge check's rates.
 
 The learner is RLPD-style SAC (docs/rlif.md (b) table): a tanh-Gaussian actor; an ensemble of
 ``n_critics`` Q networks with LayerNorm, held as one vectorised ``EnsembleCritic`` (docs/rlif.md
@@ -57,6 +56,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch.nn import functional as F
 
 from causalrl.agents.ensemble import EnsembleCritic, frozen_parameters
+from causalrl.agents.judge_log import record_judge_step
 from causalrl.agents.nets import load_demonstrations
 from causalrl.core.checks import check_int
 
@@ -213,7 +213,7 @@ class RLIF(SAC):
             self.add_demonstrations(self.demonstrations)
 
     def _excluded_save_params(self) -> list[str]:
-        return super()._excluded_save_params() + ["demonstrations", "_pending_transition", "_judge_delta"]
+        return super()._excluded_save_params() + ["demonstrations", "_pending_transition"]
 
     def set_parameters(self, load_path_or_dict, exact_match: bool = True, device="auto") -> None:
         """SB3's ``set_parameters``, which also reads models saved before the critic ensemble was
@@ -297,26 +297,9 @@ class RLIF(SAC):
         self._last_original_obs = new_obs
 
     def _record_judge(self, info: dict) -> None:
-        """Judge diagnostics of this step (module docstring), averaged per logging interval."""
-        if not getattr(self, "_logger", None):
-            return
-        learner_step = info["intervention_started"] or not info["intervened"]
-        if learner_step:
-            self.logger.record_mean("judge/takeover_rate", float(info["intervention_started"]))
-        if not info.get("judged"):
-            return
-        self.logger.record_mean("judge/bad_rate", float(info.get("judged_bad", False)))
-        gap = info.get("q_gap")
-        if gap is None or not np.isfinite(gap):
-            return  # the distance gate has no Q gap
-        self.logger.record_mean("judge/q_gap_mean", float(gap))
-        if getattr(self, "_judge_delta", None) is None:
-            try:
-                self._judge_delta = float(self.env.get_attr("delta", indices=[0])[0])
-            except (AttributeError, TypeError, ValueError):
-                self._judge_delta = float("nan")
-        if np.isfinite(self._judge_delta):
-            self.logger.record("judge/delta", self._judge_delta)
+        """Judge diagnostics of this step (``causalrl.agents.judge_log``), averaged per logging interval."""
+        if getattr(self, "_logger", None):
+            record_judge_step(self.logger, info, self.env)
 
     # --- updates (docs/rlif.md (b) "Critic update", "Actor and temperature updates") ----------------
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:

@@ -48,6 +48,8 @@ def _command_run(args) -> int:
     configs = api.configs(args.config, *args.overrides, *(["trust_models=true"] if args.trust_models else []))
     if args.no_progress:
         configs = [type(config)(**{**config.__dict__, "progress_bar": False}) for config in configs]
+    if args.force:  # run even when the judge check refuses the judge (env.intervention.force / env.force)
+        configs = [_forced(config) for config in configs]
     lines = []
     results = [] if not configs else api.run(configs, progress=None, verbose=args.verbose,
                                                on_result=lambda result: (print(result.run_dir, flush=True),
@@ -56,6 +58,19 @@ def _command_run(args) -> int:
     if getattr(results, "comparison_plot", None) is not None:
         print(f"comparison plot: {results.comparison_plot}")
     return 0
+
+
+def _forced(config):
+    from dataclasses import replace
+
+    kwargs = dict(config.env.kwargs)
+    if isinstance(kwargs.get("intervention"), dict):
+        kwargs["intervention"] = {**kwargs["intervention"], "force": True}
+    elif "judge" in kwargs:  # an intervention world (causalrl/FactoredLQRIntervention-v0)
+        kwargs["force"] = True
+    else:
+        raise ValueError(f"--force: {config.env.id} has no judge to check (no env.intervention); drop --force")
+    return replace(config, env=replace(config.env, kwargs=kwargs))
 
 
 def _command_list(args) -> int:
@@ -159,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--trust-models", action="store_true",
                             help="load the SB3 model files of the config or of --resume's checkpoint with SB3's own "
                                  "loader, which unpickles them and can run code (README, Pickles): only files you trust")
+    run_parser.add_argument("--force", action="store_true",
+                            help="run even when the judge check refuses the judge (sets env.intervention.force)")
     run_parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                             help="continue an interrupted run from its last checkpoint (its config.yaml fixes the rest)")
     run_parser.set_defaults(handler=_command_run)

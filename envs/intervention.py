@@ -14,10 +14,16 @@ observation s. While the learner is in control the wrapper decides whether the e
   from pi_ref by default, as the reference code does (``sample_reference=False``: its mode; a
   sampled a_ref has a lower Q, which makes the test more lenient). The expert then takes
   over with probability beta if the action is bad and 1 - beta otherwise, and keeps control for
-  ``takeover_steps`` (k) steps (default 4). ``delta="auto"`` calibrates delta in Q units
-  (:func:`calibrate_delta`): the ``delta_quantile`` quantile of Q(s, a_ref) - Q(s, a) over
-  uniformly random actions a on states the reference policy visits; the value chosen is
-  ``wrapper.delta`` and its statistics ``wrapper.delta_calibration``.
+  ``takeover_steps`` (k) steps (default 4). ``delta="auto"`` calibrates delta in Q units once,
+  at the first ``reset(seed=...)`` or :meth:`InterventionWrapper.calibrate` (the run's seed;
+  ``causalrl.envs.calibration``): by default the ``delta_quantile`` (0.95) quantile of the gaps
+  Q(s, a_ref) - Q(s, a) of the judge's *own* sampled actions a on the states it visits, so the
+  judge flags its own policy in about 5% of the steps and anything measurably worse more often
+  (``calibration="uniform"``: of uniformly random actions, the former calibration). It then runs
+  the judge check (refuses a judge that flags the acting expert no more than itself, by
+  ``judge_margin``, unless ``force``). The value chosen is ``wrapper.delta`` and its statistics
+  (how it was calibrated, the flag rates of the judge's own policy, the acting expert and the
+  do-nothing action) ``wrapper.delta_calibration``.
 - ``strategy="random"`` (docs/rlif.md (c) random): take over with probability ``rate`` at each step
   the learner controls, for ``takeover_steps`` steps (default k = 1 as in the code's random
   script: an independent draw every step).
@@ -46,6 +52,8 @@ that must not see them (RLIF) ignore them. Per-step ``info`` (the contract of do
     judged                the strategy tested the learner's action at this step
     judged_bad            ... and found it bad (False when not judged)
     q_gap                 Q(s, a_ref) - Q(s, a_pi) of a value test (only at steps that ran one)
+    null_judged_bad       the same value test would flag the do-nothing (mid-bounds) action
+                          (only at steps that ran one)
 
 The wrapper follows gymnasium's wrapper convention (``gymnasium.utils.RecordConstructorArgs``),
 so ``env.spec`` and gymnasium's ``check_env`` can recreate it.
@@ -64,10 +72,19 @@ import numpy as np
 from causalrl.core.checks import check_action, check_int
 from causalrl.core.protocols import Expert
 from causalrl.core.structure import FactoredStructure
+from causalrl.envs.calibration import (
+    CALIBRATIONS,
+    DEFAULT_DELTA_QUANTILE,
+    DEFAULT_JUDGE_MARGIN,
+    acts_as_judge,
+    calibrate_delta,
+    judge_check,
+    null_action,
+)
 from causalrl.envs.render import check_render_mode, framed
 
 __all__ = ["InterventionWrapper", "FactoredLQRIntervention", "calibrate_delta", "STRATEGIES", "THRESHOLD_FORMS",
-           "DEFAULT_TAKEOVER_STEPS"]
+           "DEFAULT_TAKEOVER_STEPS", "CALIBRATIONS"]
 
 STRATEGIES = ("value", "random", "distance", "none")
 THRESHOLD_FORMS = ("additive", "relative", "relative-raw")
@@ -76,51 +93,6 @@ DEFAULT_TAKEOVER_STEPS = {"value": 4, "distance": 4, "random": 1, "none": 1}
 _STREAM_SALT = 0x1A7E
 
 
-def calibrate_delta(env: gym.Env, expert: Expert, quantile: float = 0.5, n_states: int = 200, n_actions: int = 32,
-                    seed: int = 0, sample_reference: bool = True) -> tuple[float, dict]:
-    """delta of the additive value test in the judge's Q units (docs/rlif.md (c), "delta: auto").
-
-    Plays the reference policy (the mode of ``expert.reference_action``, else ``expert.act``)
-    on ``env`` for ``n_states`` steps from ``reset(seed=seed)``; at each visited state s it draws
-    ``n_actions`` uniformly random actions a and computes the gaps Q(s, a_ref) - Q(s, a), with
-    a_ref drawn as the value test draws it (``sample_reference``). Returns the ``quantile``
-    quantile of all gaps (at least 0), so that a share 1 - ``quantile`` of uniformly random
-    actions counts as bad on the reference's own states, and statistics of the gaps (min, max,
-    mean, count). Resets and steps ``env``.
-    """
-    check_int(n_states, "calibration_steps")
-    check_int(n_actions, "n_actions")
-    if not 0 < quantile < 1:
-        raise ValueError(f"delta_quantile: must lie in (0, 1), got {quantile!r}")
-    space = env.action_space
-    rng = np.random.default_rng([seed, _STREAM_SALT + 2])
-    if callable(getattr(expert, "seed", None)):  # a sampled a_ref: the same seed, the same delta
-        expert.seed(int(np.random.SeedSequence([seed, _STREAM_SALT + 3]).generate_state(1)[0]))
-    reference = getattr(expert, "reference_action", None)
-
-    def reference_action(observation, deterministic):
-        action = reference(observation, deterministic=deterministic) if callable(reference) else expert.act(observation)
-        return np.asarray(action, dtype=space.dtype).reshape(space.shape)
-
-    gaps, episode = [], 0
-    observation, _ = env.reset(seed=seed)
-    for _ in range(n_states):
-        a_ref = reference_action(observation, not sample_reference)
-        actions = rng.uniform(space.low, space.high, size=(n_actions, *space.shape)).astype(space.dtype)
-        observations = np.repeat(np.asarray(observation)[None], n_actions, axis=0)
-        q_ref = float(np.asarray(expert.q_value(observation, a_ref)).reshape(()))
-        gaps.append(q_ref - np.asarray(expert.q_value(observations, actions), dtype=float).reshape(n_actions))
-        observation, _, terminated, truncated, _ = env.step(reference_action(observation, True))
-        if terminated or truncated:
-            episode += 1
-            observation, _ = env.reset(seed=seed + episode)
-    gaps = np.concatenate(gaps)
-    if not np.all(np.isfinite(gaps)):
-        raise ValueError("delta: the judge's Q values are not finite on the reference's states; give delta as a number")
-    delta = max(float(np.quantile(gaps, quantile)), 0.0)
-    stats = {"delta": delta, "quantile": float(quantile), "gap_min": float(gaps.min()), "gap_max": float(gaps.max()),
-             "gap_mean": float(gaps.mean()), "count": int(gaps.size)}
-    return delta, stats
 
 
 class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -131,11 +103,18 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     :param strategy: ``"value"`` (default), ``"random"``, ``"distance"`` or ``"none"``.
     :param threshold_form: ``"additive"`` (default), ``"relative"`` or ``"relative-raw"``.
     :param delta: delta of the additive form, in Q units (>= 0; smaller is more eager), or
-        ``"auto"``: calibrated by :func:`calibrate_delta` at construction (which resets and
-        steps ``env``). Default 0.5.
-    :param delta_quantile: the quantile of ``"auto"``. Default 0.5 (a uniformly random action
-        counts as bad half the time on the reference's own states).
+        ``"auto"``: calibrated by ``causalrl.envs.calibration.calibrate_delta`` once, at the first
+        ``reset(seed=...)`` or :meth:`calibrate` (which resets and steps ``env``). Default 0.5.
+    :param delta_quantile: the quantile of ``"auto"``. Default 0.95 (the judge flags its own
+        sampled actions in about 5% of the steps).
+    :param calibration: ``"own"`` (default: the judge's own sampled actions' gaps) or
+        ``"uniform"`` (uniformly random actions' gaps, the former calibration).
     :param calibration_steps: states the reference visits for ``"auto"``. Default 200.
+    :param judge_margin: the judge check of ``"auto"``: the judge's flag rate on the acting
+        expert must exceed its rate on its own policy by this much, else :meth:`calibrate`
+        raises a one-line ``ValueError`` (skipped when the acting expert is the judge's own
+        deterministic policy). Default 0.15.
+    :param force: run even when the judge check fails (the rates are still measured). Default False.
     :param alpha: alpha of the relative forms. Default 0.97 (docs/rlif.md (c)).
     :param beta: probability of taking over after a bad action (1 - beta after a good one).
         Default 0.95.
@@ -155,13 +134,14 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def __init__(self, env: gym.Env, expert: Expert, strategy: str = "value", threshold_form: str = "additive",
                  delta: float | str = 0.5, alpha: float = 0.97, beta: float = 0.95, takeover_steps: int | None = None,
                  rate: float = 0.5, reference: str = "reference", distance_threshold: float = 1.0,
-                 hand_back: bool = True, sample_reference: bool = True, delta_quantile: float = 0.5,
-                 calibration_steps: int = 200):
+                 hand_back: bool = True, sample_reference: bool = True,
+                 delta_quantile: float = DEFAULT_DELTA_QUANTILE, calibration_steps: int = 200,
+                 calibration: str = "own", judge_margin: float = DEFAULT_JUDGE_MARGIN, force: bool = False):
         gym.utils.RecordConstructorArgs.__init__(
             self, expert=expert, strategy=strategy, threshold_form=threshold_form, delta=delta, alpha=alpha, beta=beta,
             takeover_steps=takeover_steps, rate=rate, reference=reference, distance_threshold=distance_threshold,
             hand_back=hand_back, sample_reference=sample_reference, delta_quantile=delta_quantile,
-            calibration_steps=calibration_steps)
+            calibration_steps=calibration_steps, calibration=calibration, judge_margin=judge_margin, force=force)
         gym.Wrapper.__init__(self, env)
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"env: InterventionWrapper needs a Box action space, got {env.action_space}")
@@ -184,6 +164,10 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if isinstance(delta_quantile, bool) or not isinstance(delta_quantile, (int, float)) or not 0 < delta_quantile < 1:
             raise ValueError(f"delta_quantile: must lie in (0, 1), got {delta_quantile!r}")
         check_int(calibration_steps, "calibration_steps")
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration: choose one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
+        if isinstance(judge_margin, bool) or not isinstance(judge_margin, (int, float)) or not -1 <= judge_margin <= 1:
+            raise ValueError(f"judge_margin: must be a number in [-1, 1], got {judge_margin!r}")
         if takeover_steps is None:
             takeover_steps = DEFAULT_TAKEOVER_STEPS[strategy]
         check_int(takeover_steps, "takeover_steps")
@@ -191,12 +175,13 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.strategy = strategy
         self.threshold_form = threshold_form
         self.sample_reference = bool(sample_reference)
-        #: statistics of the "auto" calibration of delta (None when delta was given)
+        #: statistics of the "auto" calibration of delta (None when delta was given or before it ran)
         self.delta_calibration: dict | None = None
-        if delta == "auto":
-            delta, self.delta_calibration = calibrate_delta(env, expert, float(delta_quantile), int(calibration_steps),
-                                                            sample_reference=self.sample_reference)
-        self.delta, self.alpha, self.beta = float(delta), float(alpha), float(beta)
+        self._calibration = {"quantile": float(delta_quantile), "n_states": int(calibration_steps),
+                             "method": calibration, "margin": float(judge_margin), "force": bool(force)}
+        self._pending_calibration = delta == "auto"
+        self.delta = float("nan") if delta == "auto" else float(delta)
+        self.alpha, self.beta = float(alpha), float(beta)
         self.takeover_steps = int(takeover_steps)
         self.rate = float(rate)
         self.reference = reference
@@ -206,13 +191,34 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._rng = np.random.default_rng()
         self._observation = None
         self._expert_action = None  # the acting expert's action at the current step (one draw per step)
-        self._judgement: tuple[bool, float] | None = None  # (bad, q_gap) of the current step's test
+        self._judgement: tuple | None = None  # (bad, q_gap, do-nothing bad) of the current step's test
         self._remaining = 0
         self._previous_intervened = False
         self.episodes = 0
         #: counters over the wrapper's lifetime
         self.total_steps = 0
         self.total_interventions = 0
+
+    def calibrate(self, seed: int = 0) -> dict | None:
+        """Calibrate ``delta="auto"`` on the run's ``seed`` and run the judge check (class
+        docstring), once: later calls return the same statistics. Resets and steps the wrapped env.
+        Returns ``delta_calibration`` (None when delta was given)."""
+        if not self._pending_calibration:
+            return self.delta_calibration
+        settings = self._calibration
+        delta, stats = calibrate_delta(self.env, self.expert, settings["quantile"], settings["n_states"],
+                                       seed=int(seed), sample_reference=self.sample_reference,
+                                       method=settings["method"])
+        stats["judge_margin"] = settings["margin"]
+        if acts_as_judge(self.expert):
+            stats["judge_check"] = "skipped: the acting expert is the judge's own policy"
+        else:
+            failure = judge_check(stats, settings["margin"])
+            if failure is not None and not settings["force"]:
+                raise ValueError(failure)
+            stats["judge_check"] = "passed" if failure is None else "forced: " + failure
+        self.delta, self.delta_calibration, self._pending_calibration = delta, stats, False
+        return stats
 
     # --- the takeover decision --------------------------------------------------------------
     def _expert_act(self, observation) -> np.ndarray:
@@ -227,7 +233,7 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         """The strategy's test of the learner's action (``"value"`` and ``"distance"``)."""
         if self.strategy == "distance":
             bad = float(np.abs(self._expert_act(observation) - action).sum()) >= self.distance_threshold
-            self._judgement = (bool(bad), float("nan"))
+            self._judgement = (bool(bad), float("nan"), None)
             return bool(bad)
         if self.reference == "reference" and hasattr(self.expert, "reference_action"):
             reference_action = self.expert.reference_action(observation, deterministic=not self.sample_reference)
@@ -235,14 +241,18 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             reference_action = self._expert_act(observation)
         q_learner = float(self.expert.q_value(observation, action))
         q_reference = float(self.expert.q_value(observation, reference_action))
-        if self.threshold_form == "additive":
-            bad = q_learner < q_reference - self.delta
-        elif self.threshold_form == "relative":
-            bad = q_learner < q_reference - (1 - self.alpha) * abs(q_reference)
-        else:
-            bad = q_learner < self.alpha * q_reference
-        self._judgement = (bool(bad), q_reference - q_learner)
+        bad = self._flags(q_learner, q_reference)
+        q_null = float(self.expert.q_value(observation, null_action(self.env.action_space)))
+        self._judgement = (bool(bad), q_reference - q_learner, self._flags(q_null, q_reference))
         return bool(bad)
+
+    def _flags(self, q_value: float, q_reference: float) -> bool:
+        """The value test: an action of Q ``q_value`` is bad against a_ref's ``q_reference``."""
+        if self.threshold_form == "additive":
+            return bool(q_value < q_reference - self.delta)
+        if self.threshold_form == "relative":
+            return bool(q_value < q_reference - (1 - self.alpha) * abs(q_reference))
+        return bool(q_value < self.alpha * q_reference)
 
     def _takes_over(self, observation, action) -> bool:
         if self.strategy == "none":
@@ -259,6 +269,8 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     # --- gymnasium API ------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if self._pending_calibration:  # once, on the run's seed (0 when the first reset has none)
+            self.calibrate(0 if seed is None else seed)
         observation, info = self.env.reset(seed=seed, options=options)
         if seed is not None:
             self._rng = np.random.default_rng([seed, _STREAM_SALT])
@@ -306,12 +318,14 @@ class InterventionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                               and self.strategy in ("value", "distance"))
         observation, reward, terminated, truncated, info = self.env.step(executed)
         info = dict(info)
-        bad, gap = self._judgement if self._judgement is not None else (False, None)
+        bad, gap, null_bad = self._judgement if self._judgement is not None else (False, None, None)
         info.update(intervened=intervened, intervention_started=started, executed_action=executed.copy(),
                     learner_action=learner_action, task_reward=float(reward), judged=self._judgement is not None,
                     judged_bad=bad)
         if gap is not None and np.isfinite(gap):
             info["q_gap"] = float(gap)
+        if null_bad is not None:
+            info["null_judged_bad"] = bool(null_bad)
         self._observation = observation
         self._previous_intervened = intervened
         self.total_steps += 1
@@ -342,7 +356,8 @@ class FactoredLQRIntervention(gym.Env):
 
     The intervention arguments (``strategy``, ``threshold_form``, ``delta``, ``alpha``, ``beta``,
     ``takeover_steps``, ``rate``, ``reference``, ``distance_threshold``, ``hand_back``,
-    ``sample_reference``, ``delta_quantile``) are :class:`InterventionWrapper`'s, with the same
+    ``sample_reference``, ``delta_quantile``, ``calibration``, ``judge_margin``, ``force``) are
+    :class:`InterventionWrapper`'s, with the same
     defaults.
     :param render_mode: ``"rgb_array"`` for FactoredLQR's bar frames, bordered orange while the
         expert acts (docs/worlds.md, "Rendering"), or None. Default None; the
@@ -355,7 +370,9 @@ class FactoredLQRIntervention(gym.Env):
                  judge_algorithm: str = "sac", strategy: str = "value", threshold_form: str = "additive",
                  delta: float | str = 0.5, alpha: float = 0.97, beta: float = 0.95, takeover_steps: int | None = None,
                  rate: float = 0.5, reference: str = "reference", distance_threshold: float = 1.0,
-                 hand_back: bool = True, sample_reference: bool = True, delta_quantile: float = 0.5,
+                 hand_back: bool = True, sample_reference: bool = True,
+                 delta_quantile: float = DEFAULT_DELTA_QUANTILE, calibration: str = "own",
+                 judge_margin: float = DEFAULT_JUDGE_MARGIN, force: bool = False,
                  render_mode: str | None = None, **world_kwargs):
         from causalrl.envs.experts import (
             JudgedExpert,
@@ -382,7 +399,7 @@ class FactoredLQRIntervention(gym.Env):
             self.world, self.expert, strategy=strategy, threshold_form=threshold_form, delta=delta, alpha=alpha,
             beta=beta, takeover_steps=takeover_steps, rate=rate, reference=reference,
             distance_threshold=distance_threshold, hand_back=hand_back, sample_reference=sample_reference,
-            delta_quantile=delta_quantile)
+            delta_quantile=delta_quantile, calibration=calibration, judge_margin=judge_margin, force=force)
         self.observation_space = self.wrapped.observation_space
         self.action_space = self.wrapped.action_space
 
@@ -394,6 +411,15 @@ class FactoredLQRIntervention(gym.Env):
     def delta(self) -> float:
         """delta of the value test (calibrated when built with ``delta="auto"``)."""
         return self.wrapped.delta
+
+    @property
+    def delta_calibration(self) -> dict | None:
+        """How delta was calibrated and the judge's flag rates (``InterventionWrapper.delta_calibration``)."""
+        return self.wrapped.delta_calibration
+
+    def calibrate(self, seed: int = 0) -> dict | None:
+        """``InterventionWrapper.calibrate``: calibrate ``delta="auto"`` once on ``seed``."""
+        return self.wrapped.calibrate(seed)
 
     @property
     def causal_structure(self) -> FactoredStructure:

@@ -42,12 +42,16 @@ model_path = Path(expert_run.run_dir) / "model.zip"
 print(f"expert trained: {model_path}")
 
 # 2. The expert: acts with noise 0.3 (in [-1, 1]-scaled action units), judges with its critic.
-#    delta="auto" calibrates the takeover threshold in the judge's Q units on its own states.
+#    delta="auto" calibrates the takeover threshold in the judge's Q units on its own states (the
+#    spread of its own sampled actions' Q gaps), then checks that the judge flags the acting expert
+#    more often than itself. A 300-step judge (--fast) cannot pass that check: force it there.
 judge = SAC.load(model_path, device="cpu")
 expert = PolicyExpert(judge, noise=0.3, reference=judge)
-env = InterventionWrapper(gym.make(env_id), expert, strategy="value", delta="auto", takeover_steps=4)
-print(f"delta chosen: {env.delta:.3f} (Q gaps of random actions span "
-      f"{env.delta_calibration['gap_min']:.2f} .. {env.delta_calibration['gap_max']:.2f})")
+env = InterventionWrapper(gym.make(env_id), expert, strategy="value", delta="auto", takeover_steps=4, force=args.fast)
+stats = env.calibrate(seed=0)
+print(f"delta chosen: {env.delta:.3f}, {stats['how']}; the judge flags its own policy in {stats['own_flag_rate']:.0%} "
+      f"of the steps, the acting expert in {stats['expert_flag_rate']:.0%}, doing nothing in "
+      f"{stats['null_flag_rate']:.0%} (judge check: {stats['judge_check'].split(':')[0]})")
 
 # 3. RLIF: its only reward is -1 on the step before each takeover.
 agent = RLIF("MlpPolicy", env, seed=0, learning_starts=100, ent_coef="auto_0.05",

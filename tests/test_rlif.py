@@ -500,8 +500,9 @@ def test_delta_auto_picks_a_value_inside_the_observed_q_gap_range():
     gaps = _reference_gaps(FactoredLQR(), expert)
     deltas = {}
     for quantile in (0.2, 0.5, 0.8):
-        env = InterventionWrapper(world, expert, delta="auto", delta_quantile=quantile)
-        stats = env.delta_calibration
+        # the former calibration (uniform actions): the oracle judge is deterministic, so its own gaps do not spread
+        env = InterventionWrapper(world, expert, delta="auto", delta_quantile=quantile, calibration="uniform", force=True)
+        stats = env.calibrate(0)
         assert stats["gap_min"] < env.delta < stats["gap_max"]
         assert gaps.min() <= env.delta <= gaps.max()
         # the same quantile of an independent sample of gaps (a different seed): within 15%
@@ -509,7 +510,9 @@ def test_delta_auto_picks_a_value_inside_the_observed_q_gap_range():
         deltas[quantile] = env.delta
     assert deltas[0.2] < deltas[0.5] < deltas[0.8]
     # the chosen delta reaches the value test and the agent-facing attribute of the registered world
-    registered = gym.make("causalrl/FactoredLQRIntervention-v0", delta="auto", expert_level="weak").unwrapped
+    registered = gym.make("causalrl/FactoredLQRIntervention-v0", delta="auto", expert_level="weak",
+                          calibration="uniform", delta_quantile=0.5, force=True).unwrapped
+    registered.reset(seed=0)
     assert registered.delta == pytest.approx(np.quantile(gaps, 0.5), rel=0.15)
     with pytest.raises(ValueError, match="^delta: a number >= 0"):
         InterventionWrapper(world, expert, delta="automatic")
@@ -521,10 +524,10 @@ def test_delta_auto_is_reproducible_with_a_sampled_reference():
     world = small_world()
     judge = SAC("MlpPolicy", world, policy_kwargs={"net_arch": [16]}, seed=0)
     kwargs = {"delta": "auto", "calibration_steps": 30, "delta_quantile": 0.9}
-    deltas = [InterventionWrapper(world, PolicyExpert(judge), **kwargs).delta for _ in range(2)]
+    deltas = [InterventionWrapper(world, PolicyExpert(judge), **kwargs).calibrate(5)["delta"] for _ in range(2)]
     assert deltas[0] == deltas[1] > 0
     mode = InterventionWrapper(world, PolicyExpert(judge), sample_reference=False, **kwargs)
-    assert mode.delta != deltas[0]  # the sampled a_ref enters the calibration
+    assert mode.calibrate(5)["delta"] != deltas[0]  # the sampled a_ref enters the calibration
 
 
 def test_rlif_logs_judge_decisions(tmp_path):

@@ -20,7 +20,7 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seeding (SB3's set_random_seed) takes 32-
 #: billion steps is years of CPU time for these agents
 MAX_STEPS = 10**12
 #: keys that change no result, left out of the fingerprint (docs/runner.md, the config fingerprint)
-RESULT_NEUTRAL_KEYS = ("progress_bar", "trust_models")
+RESULT_NEUTRAL_KEYS = ("progress_bar", "trust_models", "keep_checkpoints")
 #: keys a ``wandb`` mapping may have (arguments of ``wandb.init``)
 WANDB_KEYS = ("project", "entity", "group", "tags", "mode", "name", "notes")
 
@@ -105,6 +105,9 @@ class RunConfig:
     trust_models: bool = _setting(
         False, "load the SB3 model files this config names (env.intervention, env.judge) with SB3's own loader, "
         "which unpickles them and can run code: only for files you trust (README, Pickles)", bool)
+    keep_checkpoints: list | None = _setting(
+        None, "steps whose model.zip is kept as kept/step_<step>/model.zip after the run completes (e.g. [2000, 5000]: "
+        "a weaker expert from the same run)")
     wandb: dict | None = _setting(
         None, "log to Weights & Biases too: true, or {project, entity, group, tags, mode} (needs the wandb extra)")
 

@@ -79,7 +79,19 @@ def _common_settings(raw: dict) -> dict:
         raise ConfigError(f"eval_interval: must be a multiple of log_interval ({common['log_interval']}), "
                           f"got {common['eval_interval']}")
     common["wandb"] = _wandb_settings(raw.get("wandb"))
+    common["keep_checkpoints"] = _kept_steps(raw.get("keep_checkpoints"), common["total_steps"])
     return common
+
+
+def _kept_steps(value, total_steps: int) -> list | None:
+    """The ``keep_checkpoints`` key: None, or a list of steps in [1, total_steps]."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value or any(
+            isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= total_steps for step in value):
+        raise ConfigError(f"keep_checkpoints: must be a list of steps in [1, total_steps={total_steps}] "
+                          f"(e.g. [2000, 5000]), got {value!r}")
+    return sorted(set(value))
 
 
 def _env_config(raw: dict) -> EnvConfig:
@@ -90,7 +102,7 @@ def _env_config(raw: dict) -> EnvConfig:
     try:
         env_cls = resolve_env_class(env_raw["id"])
         if "intervention" in env_kwargs:  # an expert around any env (docs/rlif.md)
-            env_kwargs["intervention"] = validate_intervention(env_kwargs["intervention"])
+            env_kwargs["intervention"] = validate_intervention(env_kwargs["intervention"], env_raw["id"])
     except ValueError as error:
         raise ConfigError(str(error)) from None
     constructor_kwargs = {k: v for k, v in env_kwargs.items() if k != "intervention"}

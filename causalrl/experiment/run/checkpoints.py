@@ -343,11 +343,14 @@ class CheckpointCallback(BaseCallback):
     :param last_checkpoint: the checkpoint a resumed run started from (None for a new run).
     :param fingerprint: the run config's fingerprint, stored in each checkpoint (resume refuses
         a config.yaml whose fingerprint differs).
+    :param keep: steps whose model is saved as ``RUN_DIR/kept/step_<step>/model.zip`` (the
+        ``keep_checkpoints`` key); these survive the run's completion, unlike ``checkpoints/``.
     """
 
     def __init__(self, run_dir: Path, interval: int, metrics: MetricsCallback, last_checkpoint: Path | None = None,
-                 fingerprint: str | None = None):
+                 fingerprint: str | None = None, keep=()):
         super().__init__(verbose=0)
+        self.keep = frozenset(int(step) for step in keep or ())
         self.run_dir = Path(run_dir)
         self.fingerprint = fingerprint
         self.interval = interval
@@ -359,6 +362,8 @@ class CheckpointCallback(BaseCallback):
     def _on_step(self) -> bool:
         self._check(first_nonfinite({"observation": self.locals.get("new_obs"), "reward": self.locals.get("rewards")}))
         step = self.model.num_timesteps
+        if step in self.keep and callable(getattr(self.model, "save", None)):
+            self.model.save(self.run_dir / "kept" / f"step_{step}" / "model.zip")
         if step % self.metrics.log_interval == 0:
             self._check(first_nonfinite({"weight": self.model.get_parameters()}))
         self.due = self.due or step - self.last_step >= self.interval

@@ -17,8 +17,11 @@ from causalrl.experiment.config.plugins import resolve_agent
 __all__ = ["wrap_intervention"]
 
 
-def wrap_intervention(env, block: dict):
-    """``InterventionWrapper(env, PolicyExpert(...), ...)`` from a validated block."""
+def wrap_intervention(env, block: dict, seed: int | None = None):
+    """``InterventionWrapper(env, PolicyExpert(...), ...)`` from a validated block; with a
+    ``seed`` (the run's), ``delta: auto`` is calibrated on it now and the judge check runs, so a
+    judge that fails it refuses the run before it starts (an evaluation env, built without a
+    seed, never calibrates: it evaluates the learner alone)."""
     block = validate_intervention(block)
     algorithm = block.get("algorithm", "sac")
     # no unpickling unless the config says trust_models (README, Pickles); no replay buffer: they only act and judge
@@ -36,6 +39,9 @@ def wrap_intervention(env, block: dict):
     try:
         expert = PolicyExpert(acting, reference=judge, **{key: block[key] for key in EXPERT_KEYS if key in block})
         kwargs = {key: block[key] for key in WRAPPER_KEYS if key in block}
-        return InterventionWrapper(env, expert, reference=block.get("compare_to", "reference"), **kwargs)
+        wrapper = InterventionWrapper(env, expert, reference=block.get("compare_to", "reference"), **kwargs)
+        if seed is not None:
+            wrapper.calibrate(seed)
+        return wrapper
     except ValueError as error:
         raise ValueError(f"env.intervention: {error}") from None

@@ -149,10 +149,11 @@ def _logger(run_dir: Path, verbose: bool) -> Logger:
     return Logger(str(run_dir), formats + ([HumanOutputFormat(sys.stdout)] if verbose else []))
 
 
-def build_env(config: RunConfig):
+def build_env(config: RunConfig, evaluation: bool = False):
     """The config's env: ``gym.make(id, **kwargs)``, or ``Class(**kwargs)`` for ``module:Class``;
     wrapped in an InterventionWrapper when the env has an ``intervention`` block
-    (``causalrl.experiment.config.intervention_block``)."""
+    (``causalrl.experiment.config.intervention_block``), whose judge is calibrated and checked
+    on the run's seed unless the env is for ``evaluation`` (the learner alone)."""
     load_plugins()
     kwargs = dict(config.env.kwargs)
     intervention = kwargs.pop("intervention", None)
@@ -170,7 +171,7 @@ def build_env(config: RunConfig):
             raise ConfigError(f"env ({config.env.id}): its constructor called sys.exit({error.code!r})") from None
         if intervention is not None:
             try:
-                env = wrap_intervention(env, intervention)
+                env = wrap_intervention(env, intervention, seed=None if evaluation else config.seed)
             except ValueError as error:
                 raise ConfigError(str(error)) from None
     return env
@@ -231,13 +232,13 @@ def _is_sb3_algorithm(agent_cls) -> bool:
     return isinstance(agent_cls, type) and issubclass(agent_cls, BaseAlgorithm)
 
 
-def _ground_truth(env):
-    """The env's causal_structure, as composed by its outermost wrapper that has one (None
-    for worlds without known structure); of the first env of a VecEnv."""
+def _attribute(env, name: str = "causal_structure"):
+    """``name`` (by default the causal_structure, None for worlds without known structure) of the
+    env's outermost wrapper that has it; of the first env of a VecEnv."""
     try:
         if hasattr(env, "get_attr") and hasattr(env, "num_envs"):
-            return env.get_attr("causal_structure", indices=[0])[0]
-        return env.get_wrapper_attr("causal_structure")
+            return env.get_attr(name, indices=[0])[0]
+        return env.get_wrapper_attr(name)
     except AttributeError:
         return None
 
@@ -361,8 +362,9 @@ def _train(config: RunConfig, run_dir: Path, env, agent, checkpoint: Path | None
     ``config.total_steps`` into ``run_dir`` and write the summary; ``first_change()`` makes the
     run's first change to the directory. From there on every failure marks status.json
     ``failed`` (with the step) and is raised as :class:`RunFailed`."""
-    metrics = MetricsCallback(config.log_interval, truth=lambda: _ground_truth(env), eval_interval=config.eval_interval)
-    guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint, fingerprint=fingerprint(config))
+    metrics = MetricsCallback(config.log_interval, truth=lambda: _attribute(env), eval_interval=config.eval_interval)
+    guard = CheckpointCallback(run_dir, config.checkpoint_every, metrics, checkpoint, fingerprint(config),
+                               config.keep_checkpoints)
     previous, background = threading.excepthook, []
     threading.excepthook = lambda args: background.append(args.exc_value)  # TensorBoard's writer thread
     try:
@@ -391,11 +393,11 @@ def _train_changing(config: RunConfig, run_dir: Path, env, agent, state: dict | 
     if state is None:
         log_config_to_tensorboard(logger, config, to_yaml(config))
     agent.set_logger(logger)
-    eval_env = build_env(config) if config.eval_interval else None
+    eval_env = build_env(config, evaluation=True) if config.eval_interval else None
     metrics.evaluate = make_evaluator(eval_env, config.eval_episodes) if eval_env is not None else None
     callbacks = [metrics, guard]
     if hasattr(type(agent), "learned_structure"):  # graph.png and structure.jsonl (causalrl.experiment.run.history)
-        callbacks.append(StructureHistory(run_dir, config.checkpoint_every, truth=lambda: _ground_truth(env),
+        callbacks.append(StructureHistory(run_dir, config.checkpoint_every, truth=lambda: _attribute(env),
                                           title=f"{config.agent.name} on {config.env.id} (seed {config.seed})"))
         if state is not None:  # its last snapshot is the checkpoint's: the next is due one interval on
             callbacks[-1].last_step = state["step"]
@@ -435,6 +437,8 @@ def _train_changing(config: RunConfig, run_dir: Path, env, agent, state: dict | 
     if state is not None:
         summary["resumed_from_step"] = state["step"]
     if not (run_dir / "checkpoints").is_symlink():  # never delete through a link (resume refuses them anyway)
+    if _attribute(env, "delta_calibration"):  # delta, how it was calibrated, the judge check's rates
+        summary["judge"] = _attribute(env, "delta_calibration")
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a complete run has nothing to resume
     fsync_tree(run_dir)  # progress.csv, model.zip, events on disk before summary.json says complete
     guard.last_checkpoint = None
