@@ -266,7 +266,7 @@ def evaluate(run_dir, episodes: int = 10, video: str | Path | None = None, deter
         Default None.
     :param deterministic: act deterministically. Default True.
     :param seed: reset seed of the first episode (episode i: seed + i). Default None: the runner's
-        evaluation seed (1_000_000), so the mean matches ``eval/deterministic_return_mean``.
+        evaluation seed (1_000_000), so the mean matches ``eval/mean_reward``.
     :param trust_models: ``--trust-models`` (README, Pickles). Default False.
     """
     from causalrl.experiment.run.replay import evaluate_run

@@ -50,7 +50,7 @@ results = causalrl.run({"experiment": "examples", "total_steps": rounds, "log_in
                         "agents": [{"name": "csl-ucb"}, {"name": "ucb"}]})
 for result in results:
     print(f"{result.agent:<8} regret {result['regret/cumulative']:8.1f}  "
-          f"optimal-action rate {result['regret/optimal_action_rate']:.2f}  run dir {result.run_dir}")
+          f"optimal-action rate {result['regret/window_optimal_action_rate']:.2f}  run dir {result.run_dir}")
 print("CSL-UCB graph picture:", results[0].run_dir / "graph.png")
 
 # 3. Or by hand, SB3-style, and compare what it learned with the truth.

@@ -72,7 +72,7 @@ def test_n_envs_trains_sb3_agents_on_a_vec_env_and_refuses_bandits(tmp_path):
                                      "policy_kwargs": {"net_arch": [8]}}})
     assert [row["time/steps"] for row in result.rows] == [40, 80, 120]
     # 2 envs x 60 calls: every finished episode of both envs counts (horizon 20: 3 per env per 60 steps)
-    assert result.rows[0]["reward/episode_return_mean"] != 0
+    assert result.rows[0]["rollout/ep_rew_mean"] != 0
     assert sum(1 for _ in result.rows) == 3
     with pytest.raises(ConfigError, match="n_envs: ucb acts in one env"):
         causalrl.run("default", output_dir=str(tmp_path), n_envs=2, **BANDIT)

@@ -22,7 +22,7 @@ def test_evaluate_plays_the_saved_policy_alone_as_the_runners_evaluation_does(tm
         "total_steps": 40, "log_interval": 20, "eval_interval": 40, "eval_episodes": 3, "output_dir": str(tmp_path)})
     evaluation = causalrl.evaluate(result, episodes=3, video=tmp_path / "videos")
     # the same seeded episodes (EVAL_SEED + i) as the runner's last evaluation of the same policy
-    assert evaluation.mean == pytest.approx(result.metrics["eval/deterministic_return_mean"], rel=1e-9)
+    assert evaluation.mean == pytest.approx(result.metrics["eval/mean_reward"], rel=1e-9)
     assert evaluation.normalised_score == pytest.approx(result.metrics["eval/deterministic_normalised_score"], rel=1e-9)
     assert len(evaluation.returns) == 3 and evaluation.ci_low <= evaluation.mean <= evaluation.ci_high
     assert "95% CI" in evaluation.text and "deterministic policy" in evaluation.text

@@ -30,13 +30,13 @@ def test_evaluation_rows_match_the_saved_policy_replayed_alone(in_tmp):
     result = run(load_experiment(in_tmp / "exp.yaml")[0])
     rows = _rows(result.run_dir)
     assert [row["time/steps"] for row in rows] == ["100", "200", "300", "330"]
-    evaluated = [row["time/steps"] for row in rows if row["eval/deterministic_return_mean"]]
+    evaluated = [row["time/steps"] for row in rows if row["eval/mean_reward"]]
     assert evaluated == ["200", "330"]  # every eval_interval steps and on the last row
     # the last evaluation is the saved model's deterministic policy on the same seeded episodes
     world = FactoredLQR(**WORLD)
     model = SAC.load(result.run_dir / "model.zip")
     returns = episode_returns(world, lambda obs: model.predict(obs, deterministic=True)[0], 3, EVAL_SEED)
-    assert float(rows[-1]["eval/deterministic_return_mean"]) == np.float64(returns.mean())
+    assert float(rows[-1]["eval/mean_reward"]) == np.float64(returns.mean())
     assert float(rows[-1]["eval/deterministic_normalised_score"]) == world.normalised_score(returns.mean())
     assert result.summary["final"]["eval/deterministic_normalised_score"] == world.normalised_score(returns.mean())
 

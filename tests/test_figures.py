@@ -31,7 +31,7 @@ def _visible(figure):
 
 
 def test_final_metrics_keep_every_metric_and_the_legend_every_agent():
-    metrics = ["eval/deterministic_normalised_score", "regret/cumulative", "regret/optimal_action_rate",
+    metrics = ["eval/deterministic_normalised_score", "regret/cumulative", "regret/window_optimal_action_rate",
                "reward/cumulative", "structure/shd", "structure/f1"]
     rows = [("csl-ucb", {m: _stats(0.5) for m in metrics}), ("ucb", {"regret/cumulative": _stats(9.0)})]
     figure = plot_final("env", rows, None)
@@ -39,13 +39,13 @@ def test_final_metrics_keep_every_metric_and_the_legend_every_agent():
     assert [text.get_text() for text in figure.legends[0].get_texts()] == ["csl-ucb", "ucb"]  # was: the last panel's
     shd = next(axis for axis in figure.axes if axis.get_title() == "structure/shd")
     assert "no value" in [text.get_text() for text in shd.texts]  # ucb has no structure: said, not silent
-    rate = next(axis for axis in figure.axes if axis.get_title() == "regret/optimal_action_rate")
+    rate = next(axis for axis in figure.axes if axis.get_title() == "regret/window_optimal_action_rate")
     assert rate.get_xlim() == (-0.02, 1.02)  # a rate is shown on all of [0, 1]
 
 
 def _regret_rows(final):
     return [{"time/steps": step, "regret/cumulative": final * step / 1000, "regret/cumulative_realised": final * step / 1000,
-             "regret/optimal_action_rate": 0.5} for step in range(100, 1001, 100)]
+             "regret/window_optimal_action_rate": 0.5} for step in range(100, 1001, 100)]
 
 
 def test_comparison_plot_has_a_log_axis_when_regrets_span_orders_of_magnitude():

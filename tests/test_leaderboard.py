@@ -111,8 +111,8 @@ def test_an_unknown_baseline_or_metric_is_a_one_line_error(tmp_path):
         _run_dir(tmp_path / "runs", f"csl__s{seed}", "csl-ucb", seed, {"regret/cumulative": 2.0})
     with pytest.raises(ValueError, match="^baseline 'sac': no such agent in the runs; agents present: csl-ucb, ucb$"):
         write_leaderboard([tmp_path / "runs"], tmp_path / "out", "sac", ["regret/cumulative"], reps=200)
-    with pytest.raises(ValueError, match="^leaderboard: metrics: no complete run logged eval/return_mean; "):
-        write_leaderboard([tmp_path / "runs"], tmp_path / "out", "ucb", ["eval/return_mean"], reps=200)
+    with pytest.raises(ValueError, match="^leaderboard: metrics: no complete run logged task/window_return_mean; "):
+        write_leaderboard([tmp_path / "runs"], tmp_path / "out", "ucb", ["task/window_return_mean"], reps=200)
 
 
 def test_each_env_gets_its_own_axis_and_a_metric_an_env_does_not_log_no_section(tmp_path, monkeypatch):

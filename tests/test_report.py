@@ -71,7 +71,7 @@ def test_report_numbers_failed_runs_and_plots(tmp_path):
     regrets = [10.0, 20.0, 30.0, 40.0, 1000.0]
     for seed, regret in enumerate(regrets):
         _run_dir(sweep, f"ucb__x-0.5__s{seed}", {"name": "ucb", "exploration": 0.5}, seed,
-                 final={"time/steps": 100, "regret/cumulative": regret, "regret/optimal_action_rate": 0.5},
+                 final={"time/steps": 100, "regret/cumulative": regret, "regret/window_optimal_action_rate": 0.5},
                  curve=[(50, regret / 2), (100, regret)])
     for seed in range(3):
         _run_dir(sweep, f"ucb__x-2__s{seed}", {"name": "ucb", "exploration": 2.0}, seed,

@@ -337,9 +337,9 @@ def test_runner_logs_intervention_rate(in_tmp):
            "agents": agents, "total_steps": 80, "log_interval": 40, "progress_bar": False, "save_model": False}
     for config in validate(raw):
         result = run(config)
-        rates = [row["intervention/rate"] for row in result.rows]
+        rates = [row["intervention/window_rate"] for row in result.rows]
         assert len(rates) == 2 and all(0 <= r <= 1 for r in rates)
-        assert "eval/return_mean" in result.rows[-1] and "eval/normalised_score" in result.rows[-1]
+        assert "task/window_return_mean" in result.rows[-1] and "task/window_normalised_score" in result.rows[-1]
 
 
 @pytest.mark.slow
@@ -626,9 +626,9 @@ def test_runner_trains_rlif_on_a_config_built_intervention(pendulum_experts, in_
            "eval_episodes": 1, "progress_bar": False, "save_model": False}
     (config,) = validate(raw)
     result = run(config)
-    rates = [row["intervention/rate"] for row in result.rows]
+    rates = [row["intervention/window_rate"] for row in result.rows]
     assert len(rates) == 2 and all(0 <= r <= 1 for r in rates)
-    assert "eval/deterministic_return_mean" in result.rows[-1]
+    assert "eval/mean_reward" in result.rows[-1]
     import csv
 
     with open(result.run_dir / "progress.csv") as file:

@@ -27,7 +27,7 @@ def test_default_experiment_writes_complete_run_directories(in_tmp, capsys):
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["status"] == "complete" and summary["steps"] == 1500
         header = (run_dir / "progress.csv").read_text().splitlines()[0].split(",")
-        assert {"time/steps", "regret/cumulative", "regret/cumulative_realised", "regret/optimal_action_rate"} <= set(header)
+        assert {"time/steps", "regret/cumulative", "regret/cumulative_realised", "regret/window_optimal_action_rate"} <= set(header)
         assert len((run_dir / "progress.csv").read_text().splitlines()) == 1 + 15  # one row per 100 rounds
     by_agent = {json.loads((d / "summary.json").read_text())["agent"]: json.loads((d / "summary.json").read_text())
                 for d in run_dirs}

@@ -51,7 +51,7 @@ def _curve_band(runs: list[RunRecord], metric: str, reps: int, cache: dict) -> t
 #: panel titles of curve metrics that the panel's own title would misname
 _CURVE_TITLES = {"reward/cumulative": "cumulative reward"}
 #: metrics that live in [0, 1]: their axes show all of it (an autoscaled 0.98-1.0 reads as a big gap)
-_BOUNDED = {"regret/optimal_action_rate", "structure/f1", "structure/fnr", "structure/fpr", "intervention/rate"}
+_BOUNDED = {"regret/window_optimal_action_rate", "structure/f1", "structure/fnr", "structure/fpr", "intervention/window_rate"}
 #: with this many runs or fewer, a bootstrap band of a performance profile spans most of 0-1: not drawn
 FEW_RUNS = 4
 

@@ -36,6 +36,7 @@ from causalrl.experiment.analysis.report import format_number, output_folder, wr
 from causalrl.experiment.analysis.runs import LOWER_IS_BETTER, Group, canonical, find_runs, group_runs
 from causalrl.experiment.config import ConfigError
 from causalrl.experiment.figures.forest import ForestPanel, ForestRow, plot_forest
+from causalrl.experiment.run.metric_names import current_name
 
 __all__ = ["Leaderboard", "COLUMNS", "write_leaderboard"]
 
@@ -223,7 +224,7 @@ def _forest(rows: list[dict], metrics: list[str], baseline: str, several_envs: b
 # --- the leaderboard --------------------------------------------------------------------------
 def _check(dirs, metrics, reps: int) -> tuple[list, list[str]]:
     dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    metrics = [current_name(metric) for metric in ([metrics] if isinstance(metrics, str) else list(metrics))]
     if reps < 100:
         raise ConfigError(f"--reps: use at least 100 bootstrap replicates, got {reps}")
     if not dirs:

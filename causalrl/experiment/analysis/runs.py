@@ -10,8 +10,10 @@ over random instances. Labels show only what differs between groups. A tune dire
 runs form groups apart from its search runs (:func:`tune_phase`). Runs of one group with the same
 seed are duplicates (a re-run): only the newest complete run counts.
 
-The metric vocabulary the analysis shares lives here too: the main final metrics, the curve
-panels, and the metrics where smaller is better (:data:`LOWER_IS_BETTER`).
+Runs written before today's metric names are read under them
+(``causalrl.experiment.run.metric_names.OLD_NAMES``). The metric vocabulary the analysis shares
+lives here too: the main final metrics, the curve panels, and the metrics where smaller is better
+(:data:`LOWER_IS_BETTER`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from causalrl.experiment.config import ConfigError, parse_yaml
+from causalrl.experiment.run.metric_names import current_name
 from causalrl.experiment.run.rundir import is_complete
 
 __all__ = ["MAIN_METRICS", "CURVE_PANELS", "LOWER_IS_BETTER", "RunRecord", "Group", "canonical", "find_runs",
@@ -31,21 +34,21 @@ __all__ = ["MAIN_METRICS", "CURVE_PANELS", "LOWER_IS_BETTER", "RunRecord", "Grou
 
 #: final metrics shown in report.md and final__*.png (when present); the CSV has every metric
 MAIN_METRICS = [
-    "eval/deterministic_normalised_score", "eval/deterministic_return_mean", "eval/normalised_score",
-    "regret/cumulative", "regret/optimal_action_rate", "reward/cumulative", "eval/return_mean",
-    "reward/episode_return_mean", "structure/shd", "structure/f1", "intervention/rate",
+    "eval/deterministic_normalised_score", "eval/mean_reward", "task/window_normalised_score",
+    "regret/cumulative", "regret/window_optimal_action_rate", "reward/cumulative", "task/window_return_mean",
+    "rollout/ep_rew_mean", "structure/shd", "structure/f1", "intervention/window_rate",
 ]
 #: curve panels: title -> candidate metrics (the first one logged is drawn)
 CURVE_PANELS = {
     "regret": ["regret/cumulative"],
-    "score": ["eval/deterministic_normalised_score", "eval/normalised_score"],
-    "return": ["eval/deterministic_return_mean", "eval/return_mean", "reward/episode_return_mean", "reward/cumulative"],
+    "score": ["eval/deterministic_normalised_score", "task/window_normalised_score"],
+    "return": ["eval/mean_reward", "task/window_return_mean", "rollout/ep_rew_mean", "reward/cumulative"],
     "structure error": ["structure/shd"],
-    "intervention rate": ["intervention/rate"],
+    "intervention rate": ["intervention/window_rate"],
 }
 #: metrics where smaller is better (performance profiles, P(improvement) and leaderboards flip for them)
 LOWER_IS_BETTER = {"regret/cumulative", "regret/cumulative_realised", "structure/shd", "structure/fnr",
-                   "structure/fpr", "intervention/rate"}
+                   "structure/fpr", "intervention/window_rate"}
 
 
 @dataclass
@@ -77,8 +80,8 @@ class RunRecord:
                     continue
                 for key, text in row.items():
                     value = _number(text)
-                    if key != "time/steps" and value is not None:
-                        curves.setdefault(key, {})[step] = value
+                    if key != "time/steps" and value is not None:  # older runs' names read as today's
+                        curves.setdefault(current_name(key), {})[step] = value
         return curves
 
 
@@ -126,8 +129,8 @@ def _read_run(path: Path) -> RunRecord:
         if summary.get("status") == "complete" and not isinstance(summary.get("final", {}), dict):
             return RunRecord(path, config, "failed", error="unreadable summary.json: `final` is not a mapping")
         if is_complete(path):  # a bare {"status": "complete"} is no finished run
-            final = {k: float(v) for k, v in summary.get("final", {}).items()
-                     if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            final = {current_name(k): float(v) for k, v in summary.get("final", {}).items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)}  # older runs' names read as today's
             return RunRecord(path, config, "ok", final)
     if error_path.is_file():
         try:

@@ -20,7 +20,7 @@ A suite file (YAML; a path or a shipped ``bench-<suite>`` preset)::
       full:     {seeds: 100, overrides: [total_steps=3000]}
     compare:                        # what the leaderboard pairs
       baseline: ucb                 # the agent every other agent is paired against
-      metrics: [regret/cumulative, regret/optimal_action_rate]
+      metrics: [regret/cumulative, regret/window_optimal_action_rate]
 
 A stage's sweep-level overrides are, in this order (a later one wins): the stage's ``overrides``,
 the suite's tier ``overrides``, the stage's tier ``overrides``; its seeds are the stage's tier

@@ -54,7 +54,7 @@ def plot_bandit_runs(curves: dict[str, list[dict]], path: Path | None, title: st
                          **style)
         regret_axis.plot(steps, [row["regret/cumulative_realised"] for row in rows], linestyle="--", alpha=0.8,
                          label=f"{label} (realised)", color=colour)
-        rate_axis.plot(steps, [row["regret/optimal_action_rate"] for row in rows], label=label, **style)
+        rate_axis.plot(steps, [row["regret/window_optimal_action_rate"] for row in rows], label=label, **style)
     scale, threshold = regret_scale([rows[-1]["regret/cumulative"] for rows in curves.values() if rows])
     ylabel = "cumulative regret"
     if scale == "symlog":

@@ -3,31 +3,16 @@ logging callback, and ``causalrl.experiment.run.checkpoints.CheckpointCallback``
 checkpoints and the NaN/inf guard).
 
 It reads SB3's callback locals (``infos``, ``rewards``, ``dones``) after each env step and every
-``log_interval`` steps records one row with the shared metric names:
-
-    time/steps                    env steps so far
-    reward/mean                   mean step reward over the last interval
-    reward/cumulative             sum of rewards so far
-    reward/episode_return_mean    mean return of the episodes finished in the interval (RL)
-    regret/cumulative             pseudo-regret  sum(max_a mu_a - mu_{a_t})  (bandits)
-    regret/cumulative_realised    realised regret sum(max_a mu_a - X_N,t)  (bandits)
-    regret/optimal_action_rate    share of optimal plays in the last `window` rounds (bandits)
-    structure/shd|fnr|fpr|f1      agent.learned_structure vs the env's causal_structure
-    intervention/rate             share of the interval's steps the expert controlled
-                                  (envs whose info has ``intervened``, docs/rlif.md)
-    eval/return_mean              mean task-reward return (``info["task_reward"]``) of the
-                                  training episodes finished in the interval (expert steps
-                                  included), where the env reports a task reward
-    eval/normalised_score         that return on the world's ``normalised_score`` scale, when
-                                  the world has one
-    eval/deterministic_*          with an ``evaluate`` function (the runner's ``eval_interval``):
-                                  return and normalised score of the deterministic policy alone,
-                                  every ``eval_interval`` steps and on the run's last row
-                                  (``causalrl.experiment.run.evaluation``)
+``log_interval`` steps records one row. The names and their meanings are the one table of
+``causalrl.experiment.run.metric_names`` (SB3's names where the quantity is SB3's:
+``rollout/ep_rew_mean``, ``time/fps``; every windowed metric named as a window:
+``reward/window_mean``); the deterministic evaluation (``eval/mean_reward``) comes from
+``causalrl.experiment.run.evaluation`` through the runner's ``eval_interval``.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from pathlib import Path
 from typing import Callable
@@ -69,7 +54,12 @@ class MetricsCallback(BaseCallback):
         self.realised_regret = 0.0
         self.optimal_plays: deque = deque(maxlen=window)
         self.episode_returns: dict[int, float] = {}  # env index -> return of its running episode
-        self.finished_returns: list[float] = []
+        # SB3's rollout statistics: the last 100 finished episodes (the learner's stats_window_size)
+        self.episode_lengths: dict[int, int] = {}
+        self.recent_returns: deque = deque(maxlen=100)
+        self.recent_lengths: deque = deque(maxlen=100)
+        self.episodes = 0
+        self._clock = (0.0, 0)  # (perf_counter, steps) when this process started training: time/fps
         self.is_bandit = False
         self.rows: list[dict] = []
         # intervention worlds (docs/rlif.md): expert-control share and task-reward returns
@@ -78,6 +68,11 @@ class MetricsCallback(BaseCallback):
         self.finished_task_returns: list[float] = []
 
     def _on_training_start(self) -> None:
+        self._clock = (time.perf_counter(), self.steps)
+        size = getattr(self.model, "_stats_window_size", 100)
+        if size != self.recent_returns.maxlen:
+            self.recent_returns = deque(self.recent_returns, maxlen=size)
+            self.recent_lengths = deque(self.recent_lengths, maxlen=size)
         # every observation is checked against the world's own space, as actions are (core.checks)
         space = getattr(self.training_env, "observation_space", None) or getattr(self.model, "observation_space", None)
         shape = getattr(space, "shape", None)
@@ -121,8 +116,11 @@ class MetricsCallback(BaseCallback):
             if done:
                 self.finished_task_returns.append(self.task_returns.pop(index))
         self.episode_returns[index] = self.episode_returns.get(index, 0.0) + reward
+        self.episode_lengths[index] = self.episode_lengths.get(index, 0) + 1
         if done:
-            self.finished_returns.append(self.episode_returns.pop(index))
+            self.recent_returns.append(self.episode_returns.pop(index))
+            self.recent_lengths.append(self.episode_lengths.pop(index))
+            self.episodes += 1
 
     def _on_training_end(self) -> None:
         if not self.rows or self.rows[-1]["time/steps"] != self.steps:
@@ -143,36 +141,50 @@ class MetricsCallback(BaseCallback):
     def _intervention_row(self) -> dict:
         row = {}
         if self.interval_interventions:
-            row["intervention/rate"] = float(np.mean(self.interval_interventions))
-        if self.finished_task_returns:
-            row["eval/return_mean"] = float(np.mean(self.finished_task_returns))
+            row["intervention/window_rate"] = float(np.mean(self.interval_interventions))
+        if self.finished_task_returns:  # training episodes, expert steps included: not an evaluation
+            row["task/window_return_mean"] = float(np.mean(self.finished_task_returns))
             score = _world_attribute(self.training_env, "normalised_score")
             if callable(score):
-                row["eval/normalised_score"] = float(score(row["eval/return_mean"]))
+                row["task/window_normalised_score"] = float(score(row["task/window_return_mean"]))
         self.interval_interventions, self.finished_task_returns = [], []
         return row
 
     def _record(self, evaluate: bool = False) -> None:
         row = {
             "time/steps": self.steps,
-            "reward/mean": float(np.mean(self.interval_rewards)) if self.interval_rewards else 0.0,
+            "reward/window_mean": float(np.mean(self.interval_rewards)) if self.interval_rewards else 0.0,
             "reward/cumulative": self.reward_sum,
         }
         if self.is_bandit:
             row["regret/cumulative"] = self.pseudo_regret
             row["regret/cumulative_realised"] = self.realised_regret
-            row["regret/optimal_action_rate"] = float(np.mean(self.optimal_plays))
-        elif self.finished_returns:
-            row["reward/episode_return_mean"] = float(np.mean(self.finished_returns))
+            row["regret/window_optimal_action_rate"] = float(np.mean(self.optimal_plays))
+        elif self.recent_returns:  # SB3's names and meaning (OffPolicyAlgorithm.dump_logs)
+            row["rollout/ep_rew_mean"] = float(np.mean(self.recent_returns))
+            row["rollout/ep_len_mean"] = float(np.mean(self.recent_lengths))
         row.update(self._structure_row())
         row.update(self._intervention_row())
         if evaluate:
             row.update(self.evaluate(self.model))
-        self.interval_rewards, self.finished_returns = [], []
+        self.interval_rewards = []
         self.rows.append(row)
         for key, value in row.items():
             self.logger.record(key, value)
+        self._record_time()
         self.logger.dump(self.steps)
+
+    def _record_time(self) -> None:
+        """SB3's ``time/*`` values, excluded where SB3 excludes them (wall clock stays out of the
+        rows and progress.csv: the same seed writes the same file)."""
+        started, steps = self._clock
+        elapsed = max(time.perf_counter() - started, 1e-9) if started else 0.0
+        if elapsed:
+            self.logger.record("time/fps", int((self.steps - steps) / elapsed))
+            self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.steps, exclude="tensorboard")
+        if not self.is_bandit:
+            self.logger.record("time/episodes", self.episodes, exclude="tensorboard")
 
 
 def _world_attribute(env, name: str):

@@ -35,16 +35,16 @@ def evaluation_env(env: gym.Env) -> gym.Env:
 def make_evaluator(env: gym.Env, n_episodes: int) -> Callable[[object], dict]:
     """``evaluate(model) -> row``: the mean return of ``model.predict(obs, deterministic=True)``
     over ``n_episodes`` seeded episodes on ``evaluation_env(env)`` as
-    ``eval/deterministic_return_mean``, and ``eval/deterministic_normalised_score`` when the
+    ``eval/mean_reward``, and ``eval/deterministic_normalised_score`` when the
     world has a ``normalised_score``. ``env`` must be the evaluator's own (it is stepped)."""
     env = evaluation_env(env)
     score = getattr(env.unwrapped, "normalised_score", None)
 
     def evaluate(model) -> dict:
         returns = episode_returns(env, lambda obs: model.predict(obs, deterministic=True)[0], n_episodes, EVAL_SEED)
-        row = {"eval/deterministic_return_mean": float(np.mean(returns))}
+        row = {"eval/mean_reward": float(np.mean(returns))}
         if callable(score):
-            row["eval/deterministic_normalised_score"] = float(score(row["eval/deterministic_return_mean"]))
+            row["eval/deterministic_normalised_score"] = float(score(row["eval/mean_reward"]))
         return row
 
     return evaluate

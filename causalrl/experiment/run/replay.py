@@ -8,7 +8,7 @@ loaded from the run's model.zip with its class from the registry, the way ``--re
 checkpoint: an SB3 model without unpickling anything (``causalrl.envs.experts.load_sb3_algorithm``;
 SB3's own loader only with ``trust_models``, README "Pickles"), a bandit agent with its own safe
 loader. Episode i is reset with ``seed + i`` (default :data:`EVAL_SEED`: the episodes the runner's
-``eval/deterministic_return_mean`` is measured on). A bandit agent does not learn while it is
+``eval/mean_reward`` is measured on). A bandit agent does not learn while it is
 evaluated: every round plays the frozen policy (its greedy arm when deterministic).
 
 With ``video``, the first episode is recorded (at most :data:`MAX_VIDEO_FRAMES` frames) as MP4
@@ -204,7 +204,7 @@ def evaluate_run(run_dir, episodes: int = 10, video=None, deterministic: bool = 
         without ``imageio-ffmpeg``). Default None: no video.
     :param deterministic: act with ``predict(obs, deterministic=True)``. Default True.
     :param seed: reset seed of the first episode (episode i: ``seed + i``). Default None:
-        :data:`EVAL_SEED`, the episodes the runner's ``eval/deterministic_return_mean`` uses.
+        :data:`EVAL_SEED`, the episodes the runner's ``eval/mean_reward`` uses.
     :param trust_models: let SB3's own loader unpickle the model files (``--trust-models``; README,
         Pickles). Default False.
     :param reps: bootstrap replicates of the confidence interval (>= 100). Default 2000.

@@ -62,6 +62,7 @@ from causalrl.experiment.run.checkpoints import (
     load_checkpoint,
     restore_run_state,
 )
+from causalrl.experiment.run.device import device_used, resolve_device
 from causalrl.experiment.run.evaluation import make_evaluator
 from causalrl.experiment.run.history import check_history, keep_history_until
 from causalrl.experiment.run.intervention_env import wrap_intervention
@@ -258,7 +259,7 @@ def run(config: RunConfig, verbose: bool = False, run_dir: Path | None = None) -
     ``run_dir`` fixes the directory (sweeps use stable trial names); by default it is
     ``<output_dir>/<experiment>/<env>__<agent>__s<seed>__<timestamp>``. It must not exist yet.
     """
-    started = time.perf_counter()
+    started, config = time.perf_counter(), resolve_device(config)  # config.yaml: the device used
     set_random_seed(config.seed)
     env = build_training_env(config)
     agent = build_agent(config, env)
@@ -431,7 +432,7 @@ def _train_changing(config: RunConfig, run_dir: Path, env, agent, state: dict | 
         "agent": config.agent.name,
         "seed": config.seed,
         "steps": metrics.steps,
-        "wall_time_s": round(time.perf_counter() - started, 3),
+        "wall_time_s": round(time.perf_counter() - started, 3), **device_used(agent),
         "final": metrics.rows[-1] if metrics.rows else {},
     }
     if state is not None:

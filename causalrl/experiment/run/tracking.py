@@ -20,8 +20,8 @@ from stable_baselines3.common.logger import (
 __all__ = ["hparam_dict", "log_config_to_tensorboard", "WandbOutputFormat", "HPARAM_METRICS"]
 
 #: the scalars the TensorBoard HParams dashboard shows next to each run's hyperparameters
-HPARAM_METRICS = ("regret/cumulative", "regret/optimal_action_rate", "reward/cumulative",
-                  "eval/deterministic_return_mean", "structure/shd")
+HPARAM_METRICS = ("regret/cumulative", "regret/window_optimal_action_rate", "reward/cumulative",
+                  "eval/mean_reward", "structure/shd")
 
 
 def hparam_dict(config) -> dict:
