@@ -52,7 +52,11 @@ def null_action(space: gym.spaces.Box) -> np.ndarray:
 def acts_as_judge(expert) -> bool:
     """True when the acting expert is the judge's own deterministic policy (then the judge check
     has nothing to compare): a ``PolicyExpert`` whose acting model is its reference, without
-    noise, or an ``LQRExpert`` that acts optimally (its judge is the optimal policy)."""
+    noise, or an ``LQRExpert`` that acts optimally (its judge is the optimal policy); any other
+    expert says so with a boolean attribute ``acts_as_judge``."""
+    declared = getattr(expert, "acts_as_judge", None)
+    if isinstance(declared, bool):
+        return declared
     if hasattr(expert, "model") and hasattr(expert, "reference"):
         return expert.model is expert.reference and not getattr(expert, "noise", 0) > 0
     if hasattr(expert, "gain_scale") and hasattr(expert, "action_noise"):
