@@ -140,13 +140,15 @@ def resume(run_dir, verbose: bool = False, progress: bool | None = None, trust_m
     return _result(outcome.config, outcome)
 
 
-def sweep(file_or_preset, *overrides: str, workers: int | None = None, backend: str = "local",
+def sweep(file_or_preset, *overrides: str, workers: int | None = None, backend: str | None = None,
           progress: bool = False, output_dir: str | Path | None = None, seeds: list[int] | int | None = None,
           **options):
     """Run a sweep (``causalrl sweep``); returns the outcome (``.directory``, ``.records``,
     ``.failed``). ``overrides`` (``"env.id=Reacher-v5"``) apply to every trial and name the sweep
-    directory; ``seeds`` replaces the file's. ``options`` go to
-    ``causalrl.experiment.batch.sweep.run_sweep`` (storage, address)."""
+    directory; ``seeds`` replaces the file's. ``backend``: local or ray (default: ray when an
+    ``address`` or the file's ``ray_address`` names a cluster). ``options`` go to
+    ``causalrl.experiment.batch.sweep.run_sweep`` (storage, address: the Ray cluster, as
+    ``causalrl sweep --ray-address``)."""
     from causalrl.experiment.batch.sweep import load_sweep, run_sweep
 
     spec = load_sweep(file_or_preset, output_dir=output_dir, overrides=overrides, seeds=seeds)

@@ -187,11 +187,14 @@ def _parser() -> argparse.ArgumentParser:
                               help="overrides for every trial, e.g. env.id=Reacher-v5 agent.learning_rate=1e-3")
     sweep_parser.add_argument("--workers", type=int, default=None,
                               help="worker processes (local; default: CPU count) or concurrent trials (ray)")
-    sweep_parser.add_argument("--backend", choices=["local", "ray"], default="local",
-                              help="local worker processes, or Ray Tune (joins RAY_ADDRESS / a `ray start` cluster, else starts one)")
+    sweep_parser.add_argument("--backend", choices=["local", "ray"], default=None,
+                              help="local worker processes, or Ray Tune (joins RAY_ADDRESS / a `ray start` cluster, else "
+                                   "starts one); default: ray with --ray-address or the file's ray_address, else local")
     sweep_parser.add_argument("--output-dir", default=None, help="parent of sweeps/<name> (default: the file's output_dir, else runs)")
     sweep_parser.add_argument("--storage", default=None, help="Ray Tune storage path or URI (default: <sweep dir>/ray_results)")
-    sweep_parser.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else local)")
+    sweep_parser.add_argument("--ray-address", "--address", dest="address", default=None, metavar="ADDRESS",
+                              help="run the trials on the existing Ray cluster at ADDRESS (head-host:6379; implies "
+                                   "--backend ray; default: the file's ray_address, RAY_ADDRESS, else a local one)")
     sweep_parser.add_argument("--no-progress", action="store_true", help="hide the progress line")
     sweep_parser.set_defaults(handler=_command_sweep)
     tune_parser = commands.add_parser("tune", help="Optuna search over declared ranges, then a held-out evaluation")

@@ -3,6 +3,11 @@ the same trainable (:func:`causalrl.experiment.batch.trials.run_trial`) and repo
 record through ``on_result(trial, record)`` as it finishes; each run seeds everything from its
 config, so results do not depend on the backend or the worker count.
 
+On Ray each trial's record also names the node that ran it (``node``: Ray's node id, in
+``trials.jsonl``). A trial whose worker or node is lost is run again from the start, up to
+:data:`RAY_RETRIES` times (its unfinished run directory is deleted first, as on any restart), and
+the lost attempt is a ``retried`` line in ``trials.jsonl``; a trial finishes once.
+
 A job is a ``(trial, trial_dir)`` pair.
 """
 
@@ -18,14 +23,16 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from causalrl.experiment.batch.trials import Progress, Trial, failed_record, run_trial
+from causalrl.experiment.batch.trials import Ledger, Progress, Trial, failed_record, run_trial
 from causalrl.experiment.config import ConfigError, one_line
 
-__all__ = ["BACKENDS", "Job", "check_backend", "run_local", "run_ray"]
+__all__ = ["BACKENDS", "RAY_RETRIES", "Job", "check_backend", "run_local", "run_ray"]
 
 BACKENDS = ("local", "ray")
 Job = tuple[Trial, Path]
 OnResult = Callable[[Trial, dict], None]
+#: how many times Ray runs a trial again whose worker or node was lost
+RAY_RETRIES = 3
 
 
 def check_backend(backend: str) -> None:
@@ -84,21 +91,28 @@ def run_local(jobs: list[Job], workers: int, on_result: OnResult, progress: Prog
 # --- Ray Tune ---------------------------------------------------------------------------------
 def _ray_trainable(config: dict) -> None:
     """The Ray Tune function trainable: the same run_trial as the local backend."""
-    from ray import tune  # deferred: Ray is optional (this runs in a Ray worker)
+    import ray  # deferred: Ray is optional (this runs in a Ray worker)
+    from ray import tune
 
-    record = run_trial(config["trial"]["config"], config["trial"]["dir"])
-    tune.report({"trial_status": record["status"], "trial_record": json.dumps(record)})
+    node = ray.get_runtime_context().get_node_id()
+    tune.report({"trial_node": node})  # the driver learns where the trial runs before it ends
+    record = {**run_trial(config["trial"]["config"], config["trial"]["dir"]), "node": node}
+    tune.report({"trial_node": node, "trial_status": record["status"], "trial_record": json.dumps(record)})
 
 
 def run_ray(jobs: list[Job], name: str, directory: Path, workers: int | None, on_result: OnResult,
-            progress: Progress, storage: str | None = None, address: str | None = None) -> None:
+            progress: Progress, storage: str | None = None, address: str | None = None,
+            ledger: Ledger | None = None) -> None:
     """Run the jobs as one Ray Tune grid named ``name`` (storage: ``storage``, default
     ``<directory>/ray_results``) on the cluster at ``address`` (default: ``RAY_ADDRESS``, a local
-    ``ray start`` cluster, else a new local one), at most ``workers`` at once."""
+    ``ray start`` cluster, else a new local one), at most ``workers`` at once. A trial whose
+    worker or node is lost runs again (up to :data:`RAY_RETRIES` times). ``ledger`` hears where
+    each attempt runs (``trials.csv``: running, node) and of each lost attempt (``trials.jsonl``)."""
     ray = _ray()
     from ray import tune  # deferred with ray itself
 
     by_name = {trial.name: trial for trial, _ in jobs}
+    nodes: dict[str, str] = {}  # trial name -> the node its current attempt runs on
 
     class _Report(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
@@ -106,8 +120,19 @@ def run_ray(jobs: list[Job], name: str, directory: Path, workers: int | None, on
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             name = trial.config["trial"]["name"]
+            nodes[name] = result.get("trial_node", "")
+            if name in by_name and "trial_record" not in result and ledger is not None:
+                ledger.started(by_name[name], nodes[name])
             if name in by_name and "trial_record" in result:
                 on_result(by_name.pop(name), json.loads(result["trial_record"]))
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            name = trial.config["trial"]["name"]
+            if name in by_name:
+                error = "RayTrialError: the trial's worker or node was lost; running it again"
+                progress.write(f"trial {name}: {error}")
+                if ledger is not None:
+                    ledger.retried(by_name[name], nodes.get(name, ""), error)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             name = trial.config["trial"]["name"]
@@ -127,10 +152,13 @@ def run_ray(jobs: list[Job], name: str, directory: Path, workers: int | None, on
     tuner = tune.Tuner(
         tune.with_resources(_ray_trainable, {"cpu": 1}),
         param_space={"trial": tune.grid_search(grid)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=workers or None,
+        # reuse_actors: a worker process imports the suite once and runs trial after trial, as a
+        # local worker does (each run seeds everything from its config)
+        tune_config=tune.TuneConfig(max_concurrent_trials=workers or None, reuse_actors=True,
                                     trial_dirname_creator=lambda trial: trial.config["trial"]["name"]),
         run_config=tune.RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_path,
-                                  callbacks=[_Report()], verbose=0),
+                                  callbacks=[_Report()], verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=RAY_RETRIES)),
     )
     try:
         tuner.fit()

@@ -14,13 +14,18 @@ A sweep file (YAML; a path or a shipped ``sweep-*`` preset)::
     seed_overrides: [seed={seed}]  # what one seed sets (default); add env.instance_seed={seed}
                                    # to draw a new problem instance per seed
     output_dir: runs               # default; `causalrl sweep --output-dir` wins
+    ray_address: head-host:6379    # optional: run the trials on this Ray cluster (Ray Tune);
+                                   # `causalrl sweep --ray-address` wins, `--backend local` ignores it
 
 The sweep directory::
 
     runs/sweeps/<name>/
       sweep.yaml       the resolved sweep: base mapping, overrides, every trial's name and config
-      trials.jsonl     one line per finished attempt: trial, status ok|failed, error, wall time
-      trials.csv       the current status of every trial (rewritten after each result)
+      trials.jsonl     one line per finished attempt: trial, status ok|failed (retried: Ray lost
+                       the attempt's node or worker and runs it again), error, wall time, and on
+                       Ray the node that ran it
+      trials.csv       the current status of every trial (rewritten after each result; on Ray also
+                       running, and the node of each running or finished trial)
       <agent>__<override-slug>__s<seed>/   one run directory per trial (see causalrl.experiment.run.runner);
                        a failed trial holds error.json (one-line error + traceback) instead of
                        summary.json
@@ -63,7 +68,7 @@ from causalrl.experiment.batch.trials import (
 from causalrl.experiment.config import ConfigError, configs_from, parse_yaml
 from causalrl.experiment.run.rundir import is_complete, lock_directory, write_text_atomic
 
-__all__ = ["SWEEP_KEYS", "Sweep", "SweepOutcome", "load_sweep", "run_sweep", "sweep_name"]
+__all__ = ["SWEEP_KEYS", "Sweep", "SweepOutcome", "load_sweep", "resolve_backend", "run_sweep", "sweep_name"]
 
 SWEEP_KEYS = {
     "name": "the sweep directory's name under <output_dir>/sweeps/",
@@ -74,6 +79,7 @@ SWEEP_KEYS = {
     "seeds": "list of seeds, or a count n (0..n-1)",
     "seed_overrides": "overrides one seed sets, with {seed} replaced (default: [seed={seed}])",
     "output_dir": "parent of sweeps/<name> (default: runs)",
+    "ray_address": "the Ray cluster (host:port) that runs the trials (default: none, local workers)",
 }
 
 
@@ -84,6 +90,7 @@ class Sweep:
     directory: Path
     trials: list[Trial]
     spec: dict = field(default_factory=dict)
+    ray_address: str | None = None  # the file's ray_address
 
     def trial_dir(self, trial: Trial) -> Path:
         return self.directory / trial.name
@@ -163,7 +170,27 @@ def load_sweep(source: str | Path | dict, output_dir: str | Path | None = None, 
         "trials": [{"name": t.name, "agent": t.agent, "seed": t.seed, "overrides": list(t.overrides),
                     "config": t.config.to_dict()} for t in trials],
     }
-    return Sweep(name, parent / "sweeps" / name, trials, spec)
+    return Sweep(name, parent / "sweeps" / name, trials, spec, _ray_address(raw.get("ray_address"), label))
+
+
+def _ray_address(raw, label: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip() or any(char.isspace() for char in raw):
+        raise ConfigError(f"{label}: ray_address must be a Ray cluster address such as head-host:6379 "
+                          f"(or auto), got {raw!r}")
+    return raw
+
+
+def resolve_backend(sweep: Sweep, backend: str | None, address: str | None) -> tuple[str, str | None]:
+    """The backend and Ray address a sweep runs with: ``address`` (``--ray-address``) or the file's
+    ``ray_address`` means Ray unless ``backend`` says otherwise; ``--backend local`` ignores the
+    file's address and refuses one given with it."""
+    if backend == "local" and address is not None:
+        raise ConfigError("--ray-address: runs the sweep on Ray; drop --backend local or the address")
+    if backend is None:
+        backend = "ray" if (address or sweep.ray_address) else "local"
+    return backend, (address or sweep.ray_address) if backend == "ray" else None
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -195,15 +222,18 @@ def _check_finished(sweep: Sweep) -> list[Trial]:
     return todo
 
 
-def run_sweep(sweep: Sweep, workers: int | None = None, backend: str = "local", progress: bool = True,
+def run_sweep(sweep: Sweep, workers: int | None = None, backend: str | None = None, progress: bool = True,
               storage: str | None = None, address: str | None = None) -> SweepOutcome:
     """Run every unfinished trial of ``sweep`` and return the records of all its trials.
 
     ``workers``: processes (local; default: the CPU count) or concurrent trials (Ray; default:
     as many as the cluster's CPUs allow). ``storage``: Ray Tune's storage path (default
     ``<sweep dir>/ray_results``; shared storage on a multi-node cluster). ``address``: the Ray
-    cluster to join (default: ``RAY_ADDRESS``, a local ``ray start`` cluster, else a new local one).
+    cluster to join (default: the file's ``ray_address``, ``RAY_ADDRESS``, a local ``ray start``
+    cluster, else a new local one). ``backend``: local or ray (default: ray when an address is
+    given here or in the file, else local).
     """
+    backend, address = resolve_backend(sweep, backend, address)
     check_backend(backend)
     sweep.directory.mkdir(parents=True, exist_ok=True)
     lock = lock_directory(sweep.directory, "sweep")  # one process per sweep directory
@@ -230,7 +260,7 @@ def run_sweep(sweep: Sweep, workers: int | None = None, backend: str = "local", 
                 count = workers if workers is not None else (os.cpu_count() or 1)
                 run_local(jobs, min(count, len(todo)), on_result, bar)
             elif todo:
-                run_ray(jobs, sweep.name, sweep.directory, workers, on_result, bar, storage, address)
+                run_ray(jobs, sweep.name, sweep.directory, workers, on_result, bar, storage, address, ledger)
         finally:
             bar.close()
         return SweepOutcome(sweep.directory, ledger.records)

@@ -263,21 +263,37 @@ class Ledger:
     """A batch directory's status files, written by the driver process only: ``trials.jsonl``
     (one line per finished attempt) and ``trials.csv`` (the current status of every trial)."""
 
-    COLUMNS: ClassVar[list[str]] = ["trial", "agent", "seed", "overrides", "status", "error", "wall_time_s"]
+    COLUMNS: ClassVar[list[str]] = ["trial", "agent", "seed", "overrides", "status", "error", "wall_time_s", "node"]
 
     def __init__(self, directory: Path, trials: list[Trial]):
         self.directory = directory
         self.trials = trials
         self.records: dict[str, dict] = {}
+        self.running: dict[str, str] = {}  # trial name -> the node its attempt runs on (Ray)
 
     def add(self, trial: Trial, record: dict) -> None:
         self.records[trial.name] = record
+        self.running.pop(trial.name, None)
         if not record.get("skipped"):
             line = {"trial": trial.name, "status": record["status"], "error": record["error"],
                     "wall_time_s": record["wall_time_s"], "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            with open(self.directory / "trials.jsonl", "a") as handle:
-                handle.write(json.dumps(line) + "\n")
+            self._append({**line, "node": record["node"]} if "node" in record else line)
         self.write_table()
+
+    def started(self, trial: Trial, node: str) -> None:
+        """An attempt runs on ``node`` (Ray): ``running`` in ``trials.csv`` until its record comes."""
+        self.running[trial.name] = node
+        self.write_table()
+
+    def retried(self, trial: Trial, node: str, error: str) -> None:
+        """A lost attempt that runs again (a Ray node or worker died): one ``retried`` line."""
+        self.running.pop(trial.name, None)
+        self._append({"trial": trial.name, "status": "retried", "error": error, "wall_time_s": 0.0,
+                      "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "node": node})
+
+    def _append(self, line: dict) -> None:
+        with open(self.directory / "trials.jsonl", "a") as handle:
+            handle.write(json.dumps(line) + "\n")
 
     def write_table(self) -> None:
         buffer = io.StringIO()
@@ -285,9 +301,12 @@ class Ledger:
         writer.writeheader()
         for trial in self.trials:
             record = self.records.get(trial.name, {"status": "pending", "error": "", "wall_time_s": ""})
+            if trial.name in self.running:
+                record = {"status": "running", "error": "", "wall_time_s": "", "node": self.running[trial.name]}
             writer.writerow({"trial": trial.name, "agent": trial.agent, "seed": trial.seed,
                              "overrides": " ".join(trial.overrides), "status": record["status"],
-                             "error": record["error"], "wall_time_s": record["wall_time_s"]})
+                             "error": record["error"], "wall_time_s": record["wall_time_s"],
+                             "node": record.get("node", "")})
         write_text_atomic(self.directory / "trials.csv", buffer.getvalue())
 
 
