@@ -160,6 +160,33 @@ def test_judge_check_refuses_through_the_config_path(tmp_path):
     assert build_env(forced, evaluation=True).delta_calibration is None  # the evaluation env never calibrates
 
 
+def test_cli_force_runs_a_refused_judge_and_records_the_check(in_tmp, capsys):
+    import json
+
+    import yaml
+    from stable_baselines3 import SAC
+
+    from causalrl.cli import main
+
+    SAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [8]}, seed=0).save(in_tmp / "judge" / "model.zip")
+    config = {"env": {"id": "Pendulum-v1", "intervention": {"expert": "judge", "noise": 0.0001, "delta": "auto",
+                                                             "calibration_steps": 30}},
+              "agents": [{"name": "dagger", "round_steps": 20, "gradient_steps": 2, "batch_size": 8,
+                          "policy_kwargs": {"net_arch": [8]}}],
+              "total_steps": 40, "log_interval": 20, "seed": 3, "save_model": False}
+    (in_tmp / "blind.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()  # SB3's warning about the new folder
+    assert main(["run", "blind.yaml", "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "judge check" in error[0] and "--force" in error[0]
+    assert not list(in_tmp.rglob("summary.json"))  # refused before a run directory was made
+    assert main(["run", "blind.yaml", "--no-progress", "--force"]) == 0
+    (summary,) = [json.loads(path.read_text()) for path in in_tmp.rglob("summary.json")]
+    judge = summary["judge"]
+    assert judge["seed"] == 3 and judge["method"] == "own" and judge["judge_check"].startswith("forced")
+    assert {"delta", "own_flag_rate", "expert_flag_rate", "null_flag_rate"} <= set(judge)
+
+
 # --- no gaming: a learner that copies a weak policy ------------------------------------------------
 def test_a_learner_copying_the_weak_expert_cannot_reach_the_takeover_floor():
     """Acceptance: at the calibrated delta, copying the do-nothing expert keeps the takeover rate
