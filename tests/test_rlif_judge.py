@@ -288,8 +288,9 @@ def test_keep_checkpoints_survive_the_run(in_tmp):
 
     early, final = SAC.load(result.run_dir / kept[0]), SAC.load(result.run_dir / "model.zip")
     assert early.num_timesteps < final.num_timesteps
-    with pytest.raises(ConfigError, match=r"^keep_checkpoints: must be a list of steps in \[1, total_steps=60\]"):
-        validate({**raw, "keep_checkpoints": [100]})
+    with pytest.raises(ConfigError, match=r"^keep_checkpoints: must be a list of positive steps"):
+        validate({**raw, "keep_checkpoints": [0, 20]})
+    assert validate({**raw, "keep_checkpoints": [20, 100]})[0].keep_checkpoints == [20]  # 100 is never reached
 
 
 def test_rlif_mujoco_sweep_takes_the_env_from_a_sweep_override(in_tmp):

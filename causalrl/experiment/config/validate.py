@@ -84,14 +84,14 @@ def _common_settings(raw: dict) -> dict:
 
 
 def _kept_steps(value, total_steps: int) -> list | None:
-    """The ``keep_checkpoints`` key: None, or a list of steps in [1, total_steps]."""
+    """The ``keep_checkpoints`` key: None, or a list of positive steps; steps past ``total_steps``
+    are never reached and are dropped (``causalrl run expert total_steps=1000`` keeps none)."""
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or not value or any(
-            isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= total_steps for step in value):
-        raise ConfigError(f"keep_checkpoints: must be a list of steps in [1, total_steps={total_steps}] "
-                          f"(e.g. [2000, 5000]), got {value!r}")
-    return sorted(set(value))
+            isinstance(step, bool) or not isinstance(step, int) or step < 1 for step in value):
+        raise ConfigError(f"keep_checkpoints: must be a list of positive steps (e.g. [2000, 5000]), got {value!r}")
+    return sorted({step for step in value if step <= total_steps}) or None
 
 
 def _env_config(raw: dict) -> EnvConfig:
