@@ -203,7 +203,9 @@ class BanditAgent:
         if reset_num_timesteps or self._last_observation is None:
             if reset_num_timesteps:
                 self.num_timesteps = 0
-            self._last_observation, _ = self.env.reset(seed=self.seed)
+            # as SB3: the seed goes to the env's first reset only; a later learn() goes on with its noise
+            seed = self.seed if self._last_observation is None else None
+            self._last_observation, _ = self.env.reset(seed=seed)
         self._total_timesteps = self.num_timesteps + int(total_timesteps)
         callback = self._init_callback(callback, progress_bar)
         callback.on_training_start(locals(), globals())

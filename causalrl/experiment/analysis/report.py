@@ -263,7 +263,10 @@ def _md_env(env: str, rows: list[tuple[str, Stats]], groups: list[Group], improv
             plots: list[Path]) -> tuple[list[str], list[str]]:
     """One env's section of report.md and its lines of the terminal text."""
     metrics = [m for m in MAIN_METRICS if any(m in stats for _, stats in rows)]
-    md = [f"## {env}", "", "| agent | runs | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+    budgets = {agent: _budget(next(g for g in groups if g.agent == agent and g.env == env)) for agent, _ in rows}
+    steps = len(set(budgets.values())) > 1  # agents trained for different budgets: a column says which
+    md = [f"## {env}", "", "| agent | runs | " + ("total_steps | " if steps else "") + " | ".join(metrics) + " |",
+          "|---|---|" + ("---|" if steps else "") + "---|" * len(metrics)]
     text = [env]
     for agent, stats in rows:
         group = next(g for g in groups if g.agent == agent and g.env == env)
@@ -271,7 +274,8 @@ def _md_env(env: str, rows: list[tuple[str, Stats]], groups: list[Group], improv
         duplicates = sum(1 for run in group.runs if run.status == "duplicate")
         runs_cell = (f"{len(group.ok)}" + (f" (+{left_out} failed/unfinished)" if left_out else "")
                      + (f" (+{duplicates} duplicated seeds, collapsed)" if duplicates else ""))
-        md.append(f"| {agent} | {runs_cell} | " + " | ".join(_cell(stats.get(m)) for m in metrics) + " |")
+        md.append(f"| {agent} | {runs_cell} | " + (f"{budgets[agent]} | " if steps else "")
+                  + " | ".join(_cell(stats.get(m)) for m in metrics) + " |")
         if metrics:
             text.append(f"  {agent:<40} n={len(group.ok):<3} {metrics[0]} IQM {_cell(stats.get(metrics[0]))}")
     env_improvement = [r for r in improvement if r["env"] == env]
@@ -282,6 +286,12 @@ def _md_env(env: str, rows: list[tuple[str, Stats]], groups: list[Group], improv
         md += _improvement_table([r for r in env_improvement if r["metric"] == env_improvement[0]["metric"]])
     md += [""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     return md, text
+
+
+def _budget(group: Group) -> str:
+    """The ``total_steps`` of a group's runs (several, comma-separated, when they differ)."""
+    values = sorted({run.config.get("total_steps") for run in group.runs}, key=str)
+    return ", ".join(f"{value:,}" if isinstance(value, int) else str(value) for value in values)
 
 
 def _md_pooled(pooled: dict[str, Stats]) -> list[str]:
@@ -343,7 +353,7 @@ def write_report(dirs: list[str | Path], out: str | Path | None = None, reps: in
     if not runs:
         raise ConfigError(f"report: no run directories (folders with config.yaml) under {', '.join(map(str, dirs))}")
     out = output_folder(dirs, out, "report")
-    groups = group_runs(runs)
+    groups = group_runs(runs, budget_apart=False)  # agents of different budgets share an env's table
     cache = {run.path: run.curves() for run in runs if run.status == "ok"}
     env_names = list(dict.fromkeys(group.env for group in groups))
     bar = tqdm(total=len(groups) + len(env_names), desc="report", unit="step", disable=not progress, leave=False)

@@ -3,7 +3,8 @@
 A run directory is a folder with ``config.yaml`` (:func:`find_runs`); its status is ``ok``
 (a complete ``summary.json``), ``failed`` (``error.json``, or a ``status.json`` saying so) or
 ``unfinished``. Runs are grouped per agent x env (:func:`group_runs`). An agent is its name plus
-hyperparameters; an env is its id plus constructor arguments and ``total_steps``. An env argument
+hyperparameters; an env is its id plus constructor arguments and ``total_steps`` (the report puts
+``total_steps`` with the agent instead, see :func:`group_runs`). An env argument
 whose name contains "seed" and equals the run's seed in every run of that env
 (``env.instance_seed={seed}`` in a sweep) counts as part of the seed, so such runs form one group
 over random instances. Labels show only what differs between groups. A tune directory's held-out
@@ -184,7 +185,7 @@ def tune_phase(run_dir: str | Path) -> str | None:
     return None
 
 
-def _identity(run: RunRecord, tied: set[tuple[str, str]]) -> tuple[dict, dict]:
+def _identity(run: RunRecord, tied: set[tuple[str, str]], budget_apart: bool = True) -> tuple[dict, dict]:
     config = run.config
     agent = config.get("agent") or {}
     if not isinstance(agent, dict):
@@ -196,7 +197,10 @@ def _identity(run: RunRecord, tied: set[tuple[str, str]]) -> tuple[dict, dict]:
     for key in list(env):
         if (str(env.get("id")), key) in tied:
             env[key] = "{seed}"
-    env["total_steps"] = config.get("total_steps")
+    if budget_apart:
+        env["total_steps"] = config.get("total_steps")
+    else:  # one env table: the budget is the agent's (labelled where one agent has several)
+        agent = {**agent, "total_steps": config.get("total_steps")}
     return agent, env
 
 
@@ -265,14 +269,19 @@ def _collapse_duplicates(group: Group) -> None:
             group.duplicates.append((runs[-1], runs[:-1]))
 
 
-def group_runs(runs: list[RunRecord]) -> list[Group]:
+def group_runs(runs: list[RunRecord], budget_apart: bool = True) -> list[Group]:
     """The runs grouped per agent x env (sorted by env, then agent), with labels that show only
     what differs between groups; sets each run's ``agent_key`` and ``env_key`` and collapses
-    duplicated seeds (see the module docstring)."""
+    duplicated seeds (see the module docstring).
+
+    :param budget_apart: ``total_steps`` is part of the env (runs of different budgets are never
+        compared: the leaderboard's pairs); False: part of the agent, so that agents trained for
+        different budgets share one env table (the report, which shows each group's budget).
+    """
     agents, envs = {}, {}
     tied = _seed_tied_keys(runs)
     for run in runs:
-        agent, env = _identity(run, tied)
+        agent, env = _identity(run, tied, budget_apart)
         run.agent_key, run.env_key = canonical(agent), canonical(env)
         agents[run.agent_key], envs[run.env_key] = agent, env
     agent_labels = _labels(agents, "name")

@@ -24,7 +24,6 @@ byte-identical to an uninterrupted run (docs/runner.md).
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import sys
@@ -34,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 from stable_baselines3.common.logger import (
     CSVOutputFormat,
     HumanOutputFormat,
@@ -62,6 +60,7 @@ from causalrl.experiment.run.checkpoints import (
     load_checkpoint,
     restore_run_state,
 )
+from causalrl.experiment.run.construct import CONSTRUCTION_ERRORS, check_buffer_memory, field_error
 from causalrl.experiment.run.device import device_used, resolve_device
 from causalrl.experiment.run.evaluation import make_evaluator
 from causalrl.experiment.run.history import check_history, keep_history_until
@@ -166,8 +165,10 @@ def build_env(config: RunConfig, evaluation: bool = False):
                 env = gym.make(config.env.id, **kwargs)
         except gym.error.Error as error:
             raise ConfigError(f"env.id: {error}") from None
-        except _CONSTRUCTION_ERRORS as error:  # an argument the world's own checks missed: still one line
-            raise ConfigError(f"env ({config.env.id}): {one_line(error, limit=300)}") from error
+        except ConfigError:
+            raise
+        except (ValueError, *CONSTRUCTION_ERRORS) as error:  # the world's own check: one line naming the field
+            raise ConfigError(field_error("env", error, kwargs, f"env ({config.env.id})")) from error
         except SystemExit as error:  # plugin code that calls sys.exit must not end the command "successfully"
             raise ConfigError(f"env ({config.env.id}): its constructor called sys.exit({error.code!r})") from None
         if intervention is not None:
@@ -194,37 +195,15 @@ def build_agent(config: RunConfig, env):
         raise ConfigError(f"n_envs: {config.agent.name} acts in one env (bandit agents and other non-SB3 agents); "
                           "set n_envs=1")
     policy = config.agent.policy or getattr(agent_cls, "default_policy", "MlpPolicy")
-    _check_buffer_memory(config, env)
+    check_buffer_memory(config, env)
     try:
         return agent_cls(policy, env, seed=config.seed, **config.agent.kwargs)
     except AssertionError as error:  # SB3 checks spaces and settings with assert
         raise ConfigError(f"agent[{config.agent.name}]: {' '.join(str(error).split())}") from None
-    except _CONSTRUCTION_ERRORS as error:  # a setting the learner's own checks missed: still one line
-        raise ConfigError(f"agent[{config.agent.name}]: {one_line(error, limit=300)}") from error
+    except (ValueError, *CONSTRUCTION_ERRORS) as error:  # the learner's own check: one line naming the field
+        raise ConfigError(field_error(f"agent[{config.agent.name}]", error, config.agent.kwargs)) from error
     except SystemExit as error:
         raise ConfigError(f"agent[{config.agent.name}]: its constructor called sys.exit({error.code!r})") from None
-
-
-#: what a world or learner constructor raises for a bad argument it does not check itself
-_CONSTRUCTION_ERRORS = (TypeError, ArithmeticError, RuntimeError, MemoryError, AttributeError, IndexError)
-
-
-def _check_buffer_memory(config: RunConfig, env) -> None:
-    """Refuse a replay buffer that cannot fit in this machine's memory (SB3 allocates it whole,
-    observations twice, float32) before it is allocated."""
-    size = config.agent.kwargs.get("buffer_size")
-    if not isinstance(size, int) or isinstance(size, bool) or not hasattr(os, "sysconf"):
-        return
-    try:
-        observation = int(np.prod(env.observation_space.shape or (1,)))
-        action = int(np.prod(env.action_space.shape or (1,)))
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, TypeError, ValueError, OSError):
-        return
-    needed = size * config.n_envs * (2 * observation + action + 2) * 4
-    if needed > available:
-        raise ConfigError(f"agent[{config.agent.name}].buffer_size: {size} transitions need about {needed / 2**30:,.1f} GiB, "
-                          f"more than this machine's {available / 2**30:,.1f} GiB of memory; lower buffer_size")
 
 
 def _is_sb3_algorithm(agent_cls) -> bool:
@@ -437,9 +416,9 @@ def _train_changing(config: RunConfig, run_dir: Path, env, agent, state: dict | 
     }
     if state is not None:
         summary["resumed_from_step"] = state["step"]
-    if not (run_dir / "checkpoints").is_symlink():  # never delete through a link (resume refuses them anyway)
     if _attribute(env, "delta_calibration"):  # delta, how it was calibrated, the judge check's rates
         summary["judge"] = _attribute(env, "delta_calibration")
+    if not (run_dir / "checkpoints").is_symlink():  # never delete through a link (resume refuses them anyway)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a complete run has nothing to resume
     fsync_tree(run_dir)  # progress.csv, model.zip, events on disk before summary.json says complete
     guard.last_checkpoint = None
