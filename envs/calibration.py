@@ -8,8 +8,10 @@ from ``reset(seed=seed)`` (the run's seed) and, at every visited state, measures
 - the judge's *own* sampled actions (``n_actions`` draws of pi_ref, each against its own draw of
   a_ref): how far the judge's gaps spread when nothing is wrong;
 - ``n_actions`` uniformly random actions (the former calibration, kept as ``method="uniform"``);
-- the acting expert's action (``expert.act``) and the do-nothing action (the middle of the
-  action bounds, zero for symmetric bounds).
+
+and, on ``n_states`` steps of their own rollouts from the same seed (where each would act), the
+gaps of the acting expert's actions (``expert.act``) and of the do-nothing action (the middle of
+the action bounds, zero for symmetric bounds).
 
 ``method="own"`` (the default) takes delta as the ``quantile`` quantile of the judge's own gaps
 (:data:`DEFAULT_DELTA_QUANTILE`, 0.95): the judge flags its own sampled actions in about
@@ -83,30 +85,57 @@ def _q(expert, observations, actions) -> np.ndarray:
     return np.asarray(expert.q_value(observations, actions), dtype=float).reshape(len(observations))
 
 
+def _rollout(env: gym.Env, n_states: int, seed: int, act, measure) -> None:
+    """Drive ``env`` with ``act(observation)`` for ``n_states`` steps from ``reset(seed=seed)``,
+    calling ``measure(observation, action)`` at every state before the step."""
+    episode = 0
+    observation, _ = env.reset(seed=seed)
+    for _ in range(n_states):
+        action = act(observation)
+        measure(observation, action)
+        observation, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            episode += 1
+            observation, _ = env.reset(seed=seed + episode)
+
+
 def _gaps(env: gym.Env, expert, n_states: int, n_actions: int, seed: int, sample_reference: bool) -> dict:
-    """The judge's gaps Q(s, a_ref) - Q(s, a) on the states pi_ref's mode visits (module docstring)."""
+    """The judge's gaps Q(s, a_ref) - Q(s, a) (module docstring): of its own sampled actions and of
+    uniform actions on the states pi_ref's mode visits, of the acting expert's actions on the
+    states it visits itself, and of the do-nothing action on the states doing nothing visits."""
     space = env.action_space
     rng = np.random.default_rng([seed, _STREAM_SALT + 2])
     if callable(getattr(expert, "seed", None)):  # sampled actions: the same seed, the same delta
         expert.seed(int(np.random.SeedSequence([seed, _STREAM_SALT + 3]).generate_state(1)[0]))
-    null = null_action(space)
     gaps = {"own": [], "uniform": [], "expert": [], "null": []}
-    episode = 0
-    observation, _ = env.reset(seed=seed)
-    for _ in range(n_states):
+
+    def q_reference(observations):
+        return _q(expert, observations, _reference_actions(expert, observations, not sample_reference, space))
+
+    def judge_states(observation, action):
         observations = np.repeat(np.asarray(observation)[None], n_actions, axis=0)
-        q_ref = _q(expert, observations, _reference_actions(expert, observations, not sample_reference, space))
+        q_ref = q_reference(observations)
         own = _reference_actions(expert, observations, False, space)
         uniform = rng.uniform(space.low, space.high, size=(n_actions, *space.shape)).astype(space.dtype)
-        acting = np.asarray(expert.act(observation), dtype=space.dtype).reshape(space.shape)
         gaps["own"].append(q_ref - _q(expert, observations, own))
         gaps["uniform"].append(q_ref - _q(expert, observations, uniform))
-        gaps["expert"].append(q_ref[:1] - _q(expert, observations[:1], acting[None]))
-        gaps["null"].append(q_ref[:1] - _q(expert, observations[:1], null[None]))
-        observation, _, terminated, truncated, _ = env.step(_reference_actions(expert, observations[:1], True, space)[0])
-        if terminated or truncated:
-            episode += 1
-            observation, _ = env.reset(seed=seed + episode)
+
+    def policy_states(name):
+        def measure(observation, action):
+            observations = np.asarray(observation)[None]
+            gaps[name].append(q_reference(observations) - _q(expert, observations, np.asarray(action)[None]))
+        return measure
+
+    def judge_mode(observation):
+        return _reference_actions(expert, np.asarray(observation)[None], True, space)[0]
+
+    def acting(observation):
+        return np.asarray(expert.act(observation), dtype=space.dtype).reshape(space.shape)
+
+    null = null_action(space)
+    _rollout(env, n_states, seed, judge_mode, judge_states)
+    _rollout(env, n_states, seed, acting, policy_states("expert"))
+    _rollout(env, n_states, seed, lambda observation: null.copy(), policy_states("null"))
     gaps = {name: np.concatenate(values) for name, values in gaps.items()}
     if not all(np.all(np.isfinite(values)) for values in gaps.values()):
         raise ValueError("delta: the judge's Q values are not finite on the reference's states; give delta as a number")
@@ -117,7 +146,8 @@ def calibrate_delta(env: gym.Env, expert, quantile: float = DEFAULT_DELTA_QUANTI
                     n_actions: int = 32, seed: int = 0, sample_reference: bool = True, method: str = "own",
                     delta: float | None = None) -> tuple[float, dict]:
     """delta of the additive value test in the judge's Q units, and the judge's flag rates at it
-    (module docstring). Resets and steps ``env`` from ``reset(seed=seed)``: give the run's seed.
+    (module docstring). Resets and steps ``env`` (three rollouts from ``reset(seed=seed)``): give
+    the run's seed.
 
     :param env: the env (unwrapped by the intervention wrapper) to play pi_ref on.
     :param expert: the expert: ``q_value``, ``act`` and (optionally) ``reference_action`` and ``seed``.
