@@ -1,6 +1,7 @@
 """Details users of SB3 and RL Zoo hit: a second bandit ``learn()`` goes on with the world's noise
 (the seed goes to the first reset only, as in SB3); a constructor's own check names the config
-field (``env.noise_std``, ``agent[csl-ucb].delta``); the report puts agents trained for different
+field (``env.noise_std``, ``agent[csl-ucb].delta``), and ``total_steps=1e3`` is refused with the integer
+to write; the report puts agents trained for different
 budgets in one table with their budgets; the examples' docstrings state what each mode runs and
 how long the full mode takes."""
 
@@ -33,8 +34,9 @@ class SeedRecorder(gym.Wrapper):
 
 
 def test_a_second_bandit_learn_goes_on_with_the_worlds_noise():
-    from causalrl.agents import UCB
     from stable_baselines3.common.callbacks import BaseCallback
+
+    from causalrl.agents import UCB
 
     class Rewards(BaseCallback):
         def __init__(self):
@@ -57,8 +59,9 @@ def test_a_second_bandit_learn_goes_on_with_the_worlds_noise():
 @pytest.mark.parametrize("override, message", [
     ("env.noise_std=-1", "causalrl: error: env.noise_std: must be >= 0, got -1\n"),
     ("agents.csl-ucb.delta=2", "causalrl: error: agent[csl-ucb].delta: must be in (0, 1), got 2\n"),
+    ("total_steps=1e3", "causalrl: error: total_steps: must be a positive integer, got '1e3'; write 1000\n"),
 ])
-def test_constructor_errors_name_the_config_field(in_tmp, capsys, override, message):
+def test_bad_arguments_are_one_line_errors_naming_the_field(in_tmp, capsys, override, message):
     assert main(["run", "--no-progress", override]) == 2
     assert capsys.readouterr().err == message
     assert not (in_tmp / "runs").exists()

@@ -31,6 +31,15 @@ __all__ = ["validate", "configs_from", "load_experiment"]
 _WORDS = {int: " an integer", bool: " true or false", str: " a string"}
 
 
+def _integer_hint(value) -> str:
+    """``; write 1000`` for a whole number written as a float or in e-notation (``1e3``, ``1000.0``)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return ""
+    return f"; write {int(number)}" if not isinstance(value, bool) and number.is_integer() and abs(number) < 1e15 else ""
+
+
 def _typed(raw: dict, key: str):
     """The value of top-level ``key`` (its schema default when absent), checked by its Setting."""
     default, setting = settings()[key]
@@ -41,7 +50,7 @@ def _typed(raw: dict, key: str):
     wrong_kind = (isinstance(value, bool) or not isinstance(value, int)) if kind is int else not isinstance(value, kind)
     if wrong_kind:
         must = setting.must if kind is int and "integer" in setting.must else _WORDS[kind] + setting.must
-        raise ConfigError(f"{key}: must be{must}, got {value!r}")
+        raise ConfigError(f"{key}: must be{must}, got {value!r}{_integer_hint(value) if kind is int else ''}")
     if setting.high is not None and value > setting.high:
         high = f"{setting.high:.0e}" if setting.high >= 10**9 else str(setting.high)
         raise ConfigError(f"{key}: must be at most {high}, got {value!r}")
