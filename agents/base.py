@@ -12,7 +12,9 @@ What an agent may know about its world (noise mean and std, horizon, stationarit
 
 from __future__ import annotations
 
+import cmath
 import json
+import math
 import sys
 import zipfile
 from pathlib import Path
@@ -255,9 +257,11 @@ class BanditAgent:
         attribute and the round, so that a diverging agent stops instead of acting on NaN."""
         for name, value in vars(self).items():
             if isinstance(value, float):
-                finite = value == value and abs(value) != float("inf")
+                finite = math.isfinite(value)
             elif isinstance(value, np.ndarray) and value.dtype.kind in "fc":
-                finite = bool(np.isfinite(value).all())
+                # one reduction per round: the sum is finite when every entry is (else look closer,
+                # since finite entries can also overflow it)
+                finite = cmath.isfinite(value.sum()) or bool(np.isfinite(value).all())
             else:
                 continue
             if not finite:

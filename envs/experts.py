@@ -52,7 +52,6 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-from scipy.linalg import solve_discrete_are
 
 from causalrl.core.rollout import episode_returns
 
@@ -108,6 +107,8 @@ class LQRExpert:
     @functools.cached_property
     def value_matrix(self) -> np.ndarray:
         """P of the discounted problem: V*(s) = -s_r' P s_r - g tr(P N) / (1 - g)."""
+        from scipy.linalg import solve_discrete_are  # here: the default bandit run never loads scipy.linalg
+
         a, b, q, c = self.world._relevant_block()
         root = np.sqrt(self.discount)
         return solve_discrete_are(root * a, root * b, q, c)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import re
@@ -84,6 +85,10 @@ def first_nonfinite(values, name: str = "") -> tuple[str, float] | None:
         items = values.items()
     elif isinstance(values, (list, tuple)):
         items = enumerate(values)
+    elif isinstance(values, int):  # bools too: always finite (the logger's counts, every round)
+        return None
+    elif isinstance(values, float):  # the logger's values: checked every round, so without numpy
+        return None if math.isfinite(values) else (name, float(values))
     else:
         if isinstance(values, th.Tensor):
             values = values.detach().cpu().numpy() if values.is_floating_point() else None
