@@ -38,7 +38,7 @@ from causalrl.core.safe_pickle import safe_load
 __all__ = ["BanditAgent", "declared_assumptions"]
 
 POLICY = "BanditPolicy"
-_NOT_SAVED = ("env", "_logger")
+_NOT_SAVED = ("env", "_logger", "_guarded")
 #: nu and sigma when neither the agent nor the world gives them (the papers' nu = sigma = 1)
 DEFAULT_NOISE_MEAN = 1.0
 DEFAULT_NOISE_STD = 1.0
@@ -254,8 +254,19 @@ class BanditAgent:
         """The NaN guard inside every bandit agent: its numbers (float settings such as
         ``exploration``, and every numeric array it learns) must stay finite. At construction a
         non-finite setting is a ``ValueError``; after an update a ``FloatingPointError`` names the
-        attribute and the round, so that a diverging agent stops instead of acting on NaN."""
-        for name, value in vars(self).items():
+        attribute and the round, so that a diverging agent stops instead of acting on NaN.
+
+        It runs every round, so it reads only the attributes that hold a number, an array or None
+        (not yet set); that list is made again whenever an attribute is added or removed."""
+        state = self.__dict__
+        guarded = state.get("_guarded")
+        if guarded is None or guarded[0] != len(state):
+            state["_guarded"] = None  # counted in the length below
+            names = tuple(name for name, value in state.items()
+                          if value is None or isinstance(value, (int, float, np.ndarray, np.number)))
+            guarded = state["_guarded"] = (len(state), names)
+        for name in guarded[1]:
+            value = state.get(name)
             if isinstance(value, float):
                 finite = math.isfinite(value)
             elif isinstance(value, np.ndarray) and value.dtype.kind in "fc":

@@ -8,7 +8,8 @@ The baseline is checked out with ``git worktree add`` into a temporary folder (t
 is not touched) and run with the same interpreter through PYTHONPATH, so both sides share the
 installed packages. Each command runs ``--repeats`` times per side, interleaved (baseline, this
 tree, baseline, ...) so that machine load hits both alike; the table shows medians and the ratio
-baseline / this tree (> 1: this tree is faster).
+baseline / this tree (> 1: this tree is faster), of wall time and of CPU time (user + system seconds
+of the command; steadier than wall time on a shared machine).
 
 A second pair of rows measures the same with a warm bytecode cache (PYTHONPYCACHEPREFIX in a
 temporary folder, PYTHONDONTWRITEBYTECODE unset): where the environment forbids writing .pyc
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,13 +44,19 @@ def _worktree(revision: str) -> Path:
     return folder
 
 
-def _time(command: list[str], env: dict, cwd: Path) -> float:
-    started = time.perf_counter()
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _time(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of ``command``."""
+    started, cpu_before = time.perf_counter(), _cpu_seconds()
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-800:]}")
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -81,7 +89,7 @@ def main() -> None:
     results = []
     for mode, extra in modes.items():
         for label, command in commands.items():
-            times = {side: [] for side in sides}
+            times, cpu_times = {side: [] for side in sides}, {side: [] for side in sides}
             warm_up = bool(extra)  # fill the bytecode cache first (not timed)
             for repeat in range(args.repeats + warm_up):
                 for side, folder in sides.items():
@@ -90,24 +98,30 @@ def main() -> None:
                         env.pop("PYTHONDONTWRITEBYTECODE", None)
                     output = scratch / f"{side.replace(' ', '-')}-{mode.replace(' ', '-')}-{repeat}"
                     full = [sys.executable, *command] + ([f"output_dir={output}"] if "run" in command else [])
-                    elapsed = _time(full, env, scratch)
+                    elapsed, cpu = _time(full, env, scratch)
                     if not (warm_up and repeat == 0):
                         times[side].append(elapsed)
+                        cpu_times[side].append(cpu)
             baseline, current = statistics.median(times["baseline"]), statistics.median(times["this tree"])
+            cpu_baseline, cpu_current = statistics.median(cpu_times["baseline"]), statistics.median(cpu_times["this tree"])
             results.append({"mode": mode, "command": label, "baseline_s": baseline, "this_tree_s": current,
                             "ratio_baseline_over_this": baseline / current, "baseline_runs": times["baseline"],
-                            "this_tree_runs": times["this tree"]})
+                            "this_tree_runs": times["this tree"], "baseline_cpu_s": cpu_baseline,
+                            "this_tree_cpu_s": cpu_current, "cpu_ratio_baseline_over_this": cpu_baseline / cpu_current,
+                            "baseline_cpu_runs": cpu_times["baseline"], "this_tree_cpu_runs": cpu_times["this tree"]})
             print(f"  {mode:<20} {label:<36} baseline {baseline:7.2f}s  this tree {current:7.2f}s  "
-                  f"ratio {baseline / current:5.2f}", flush=True)
+                  f"ratio {baseline / current:5.2f}  (CPU ratio {cpu_baseline / cpu_current:5.2f})", flush=True)
 
     load = os.getloadavg()
     print()
     print(f"Start-up wall time, median of {args.repeats} (baseline {args.baseline}; load average {load[0]:.1f})")
-    print(f"| mode | command | baseline s | this tree s | baseline / this tree |")
-    print("|---|---|---|---|---|")
+    print("| mode | command | baseline s | this tree s | baseline / this tree | CPU s baseline | CPU s this tree "
+          "| CPU baseline / this tree |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in results:
         print(f"| {row['mode']} | {row['command']} | {row['baseline_s']:.2f} | {row['this_tree_s']:.2f} | "
-              f"{row['ratio_baseline_over_this']:.2f} |")
+              f"{row['ratio_baseline_over_this']:.2f} | {row['baseline_cpu_s']:.2f} | {row['this_tree_cpu_s']:.2f} | "
+              f"{row['cpu_ratio_baseline_over_this']:.2f} |")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "startup.json").write_text(json.dumps({

@@ -17,7 +17,7 @@ import numpy as np
 
 from causalrl.core.stats import iqm, performance_profile, stratified_bootstrap_ci
 from causalrl.experiment.analysis.runs import CURVE_PANELS, LOWER_IS_BETTER, MAIN_METRICS, Group, RunRecord, canonical
-from causalrl.experiment.figures.curves import regret_scale
+from causalrl.experiment.figures.curves import regret_scale, symlog_axis
 from causalrl.experiment.figures.style import LOOKS, hatched_band, legend_below, pyplot, save_figure
 from causalrl.experiment.run.history import HISTORY_FILE, read_history, snapshot_structures
 
@@ -85,7 +85,7 @@ def plot_curves(env: str, groups: list[Group], path: Path | None, reps: int, cac
         axis.set(xlabel="env steps", ylabel=f"{metric} (IQM over seeds)", title=title)
         scale, threshold = regret_scale(finals) if metric.startswith("regret/") else ("linear", None)
         if scale == "symlog":  # regrets a tenfold apart: a linear axis squashes the small ones flat
-            axis.set_yscale("symlog", linthresh=threshold)
+            symlog_axis(axis, threshold)
             axis.set_ylabel(f"{metric} (IQM over seeds; log scale, linear below {threshold:g})")
         if metric in _BOUNDED:
             axis.set_ylim(-0.02, 1.02)
