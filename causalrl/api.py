@@ -131,11 +131,15 @@ def run(config_or_preset=None, *overrides: str, progress: bool | None = False, v
     return results[0] if len(results) == 1 else results
 
 
-def resume(run_dir, verbose: bool = False, progress: bool | None = None, trust_models: bool = False) -> Result:
+def resume(run_dir, verbose: bool = False, progress: bool | None = None, trust_models: bool = False) -> Result | Results:
     """Continue an interrupted run from its newest checkpoint (``causalrl run --resume``);
-    ``trust_models`` is ``--trust-models`` (README, Pickles)."""
+    ``trust_models`` is ``--trust-models`` (README, Pickles). One seed of a batched run
+    (``vectorize_seeds``, docs/batched.md) continues its whole batch: :class:`Results`, one per seed."""
+    from causalrl.experiment.run.batched import is_batch_run, resume_batch
     from causalrl.experiment.run.runner import resume as resume_one
 
+    if is_batch_run(Path(run_dir)):
+        return Results(_result(outcome.config, outcome) for outcome in resume_batch(Path(run_dir)))
     outcome = resume_one(Path(run_dir), verbose=verbose, progress_bar=progress, trust_models=trust_models)
     return _result(outcome.config, outcome)
 

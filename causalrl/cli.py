@@ -41,8 +41,9 @@ def _command_run(args) -> int:
             given = " ".join([args.config or "", *args.overrides]).strip()
             raise ValueError(f"--resume: give only the run directory (its config.yaml fixes the run), not {given!r}")
         result = api.resume(args.resume, verbose=args.verbose, progress=progress, trust_models=args.trust_models)
-        print(result.run_dir, flush=True)
-        print(_summary_line(result))
+        for each in result if isinstance(result, list) else [result]:  # a batched run: every seed
+            print(each.run_dir, flush=True)
+            print(_summary_line(each))
         return 0
     # the config's own progress_bar unless --no-progress
     configs = api.configs(args.config, *args.overrides, *(["trust_models=true"] if args.trust_models else []))

@@ -8,7 +8,9 @@ On Ray each trial's record also names the node that ran it (``node``: Ray's node
 :data:`RAY_RETRIES` times (its unfinished run directory is deleted first, as on any restart), and
 the lost attempt is a ``retried`` line in ``trials.jsonl``; a trial finishes once.
 
-A job is a ``(trial, trial_dir)`` pair.
+A job is a ``(trial, trial_dir)`` pair. The local backend runs groups of jobs: one job each, or
+with ``batched`` the seeds of one config in one process (``vectorize_seeds``;
+:func:`causalrl.experiment.batch.trials.run_trials`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from causalrl.experiment.batch.trials import Ledger, Progress, Trial, failed_record, run_trial
+from causalrl.experiment.batch.trials import Ledger, Progress, Trial, failed_record, run_trial, run_trials
 from causalrl.experiment.config import ConfigError, one_line
 
 __all__ = ["BACKENDS", "RAY_RETRIES", "Job", "check_backend", "run_local", "run_ray"]
@@ -63,29 +65,37 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def run_local(jobs: list[Job], workers: int, on_result: OnResult, progress: Progress) -> None:
-    """Run the jobs in this process (``workers`` <= 1) or in a pool of ``workers`` processes."""
+def _run_group(group: list[Job], batched: bool) -> list[dict]:
+    return run_trials([trial.config for trial, _ in group], [trial_dir for _, trial_dir in group], batched)
+
+
+def run_local(groups: list[list[Job]], workers: int, on_result: OnResult, progress: Progress,
+              batched: bool = False) -> None:
+    """Run the groups of jobs in this process (``workers`` <= 1) or in a pool of ``workers``
+    processes, each group in one process (with ``batched``, its seeds as one batch)."""
     if workers <= 1:
-        for trial, trial_dir in jobs:
-            progress.started()
-            on_result(trial, run_trial(trial.config, trial_dir))
+        for group in groups:
+            progress.started(len(group))
+            for (trial, _), record in zip(group, _run_group(group, batched)):
+                on_result(trial, record)
         return
     # spawn: the parent has torch imported, and forking a process with torch's threads is unsafe
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(run_trial, trial.config, trial_dir): trial for trial, trial_dir in jobs}
-        progress.started(min(workers, len(jobs)))
-        remaining = len(jobs)
+        futures = {pool.submit(_run_group, group, batched): group for group in groups}
+        progress.started(sum(len(group) for group in groups[:workers]))
+        remaining = len(groups)
         for future in as_completed(futures):
-            trial = futures[future]
+            group = futures[future]
             try:
-                record = future.result()
+                records = future.result()
             except Exception as error:  # the worker process itself died (BrokenProcessPool, ...)
-                record = failed_record(one_line(error))
+                records = [failed_record(one_line(error))] * len(group)
             remaining -= 1
-            progress.running = min(workers, remaining) + 1
-            on_result(trial, record)
+            progress.running = min(workers, remaining) + len(group)
+            for (trial, _), record in zip(group, records):
+                on_result(trial, record)
 
 
 # --- Ray Tune ---------------------------------------------------------------------------------

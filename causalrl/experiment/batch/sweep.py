@@ -14,6 +14,8 @@ A sweep file (YAML; a path or a shipped ``sweep-*`` preset)::
     seed_overrides: [seed={seed}]  # what one seed sets (default); add env.instance_seed={seed}
                                    # to draw a new problem instance per seed
     output_dir: runs               # default; `causalrl sweep --output-dir` wins
+    vectorize_seeds: false         # true: the seeds of each config train in one process (sac only;
+                                   # causalrl.experiment.run.batched), each into its own run directory
     ray_address: head-host:6379    # optional: run the trials on this Ray cluster (Ray Tune);
                                    # `causalrl sweep --ray-address` wins, `--backend local` ignores it
 
@@ -39,6 +41,7 @@ its config, so results do not depend on the worker count or the backend.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -66,6 +69,7 @@ from causalrl.experiment.batch.trials import (
     string_list,
 )
 from causalrl.experiment.config import ConfigError, configs_from, parse_yaml
+from causalrl.experiment.run.batched import check_batchable
 from causalrl.experiment.run.rundir import is_complete, lock_directory, write_text_atomic
 
 __all__ = ["SWEEP_KEYS", "Sweep", "SweepOutcome", "load_sweep", "resolve_backend", "run_sweep", "sweep_name"]
@@ -80,6 +84,7 @@ SWEEP_KEYS = {
     "seed_overrides": "overrides one seed sets, with {seed} replaced (default: [seed={seed}])",
     "output_dir": "parent of sweeps/<name> (default: runs)",
     "ray_address": "the Ray cluster (host:port) that runs the trials (default: none, local workers)",
+    "vectorize_seeds": "true: the seeds of each config train in one process (sac; default false)",
 }
 
 
@@ -91,6 +96,17 @@ class Sweep:
     trials: list[Trial]
     spec: dict = field(default_factory=dict)
     ray_address: str | None = None  # the file's ray_address
+    vectorize_seeds: bool = False
+
+    def groups(self, trials: list[Trial]) -> list[list[Trial]]:
+        """``trials`` as the groups that run in one process each: with ``vectorize_seeds`` the
+        trials whose configs differ only in seed, else one trial per group."""
+        if not self.vectorize_seeds:
+            return [[trial] for trial in trials]
+        groups: dict[str, list[Trial]] = {}
+        for trial in trials:
+            groups.setdefault(json.dumps({**trial.config.to_dict(), "seed": None}, sort_keys=True), []).append(trial)
+        return list(groups.values())
 
     def trial_dir(self, trial: Trial) -> Path:
         return self.directory / trial.name
@@ -170,7 +186,14 @@ def load_sweep(source: str | Path | dict, output_dir: str | Path | None = None, 
         "trials": [{"name": t.name, "agent": t.agent, "seed": t.seed, "overrides": list(t.overrides),
                     "config": t.config.to_dict()} for t in trials],
     }
-    return Sweep(name, parent / "sweeps" / name, trials, spec, _ray_address(raw.get("ray_address"), label))
+    vectorize = raw.get("vectorize_seeds", False)
+    if not isinstance(vectorize, bool):
+        raise ConfigError(f"{label}: vectorize_seeds must be true or false, got {vectorize!r}")
+    sweep = Sweep(name, parent / "sweeps" / name, trials, spec, _ray_address(raw.get("ray_address"), label), vectorize)
+    if vectorize:
+        for group in sweep.groups(trials):
+            check_batchable([trial.config for trial in group], f"{label}: vectorize_seeds")
+    return sweep
 
 
 def _ray_address(raw, label: str) -> str | None:
@@ -235,6 +258,9 @@ def run_sweep(sweep: Sweep, workers: int | None = None, backend: str | None = No
     """
     backend, address = resolve_backend(sweep, backend, address)
     check_backend(backend)
+    if backend == "ray" and sweep.vectorize_seeds:
+        raise ConfigError("vectorize_seeds: runs on the local backend only; drop --backend ray/--ray-address or "
+                          "vectorize_seeds")
     sweep.directory.mkdir(parents=True, exist_ok=True)
     lock = lock_directory(sweep.directory, "sweep")  # one process per sweep directory
     try:
@@ -258,7 +284,8 @@ def run_sweep(sweep: Sweep, workers: int | None = None, backend: str | None = No
         try:
             if todo and backend == "local":
                 count = workers if workers is not None else (os.cpu_count() or 1)
-                run_local(jobs, min(count, len(todo)), on_result, bar)
+                groups = [[(trial, sweep.trial_dir(trial)) for trial in group] for group in sweep.groups(todo)]
+                run_local(groups, min(count, len(groups)), on_result, bar, batched=sweep.vectorize_seeds)
             elif todo:
                 run_ray(jobs, sweep.name, sweep.directory, workers, on_result, bar, storage, address, ledger)
         finally:

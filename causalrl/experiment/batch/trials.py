@@ -28,6 +28,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from causalrl.experiment.config import ConfigError, RunConfig, configs_from, one_line, read_source
+from causalrl.experiment.run.batched import run_batch
 from causalrl.experiment.run.rundir import is_complete, remove_unfinished, write_json_atomic, write_text_atomic
 from causalrl.experiment.run.runner import run
 
@@ -48,6 +49,7 @@ __all__ = [
     "refuse_seed_overrides",
     "resolve_base",
     "run_trial",
+    "run_trials",
     "seeded_overrides",
     "slug",
     "string_list",
@@ -111,6 +113,49 @@ def run_trial(config: RunConfig | dict, trial_dir: str | Path) -> dict:
         write_json_atomic(trial_dir / "error.json", {"status": "failed", "error": line, "traceback": traceback.format_exc()})
         return {"status": "failed", "error": line, "skipped": False,
                 "wall_time_s": round(time.perf_counter() - started, 3), "final": {}}
+
+
+def run_trials(configs: list[RunConfig | dict], trial_dirs: list[str | Path], batched: bool = False) -> list[dict]:
+    """Run trials and return their records: one after another, or with ``batched`` as one process
+    training every seed at once (``vectorize_seeds``; configs equal but for ``seed``, directories
+    in one folder; :func:`causalrl.experiment.run.batched.run_batch`). Finished trials are skipped
+    and unfinished ones deleted and run again, as by :func:`run_trial`; never raises."""
+    if not batched:
+        return [run_trial(config, trial_dir) for config, trial_dir in zip(configs, trial_dirs)]
+    dirs = [Path(trial_dir) for trial_dir in trial_dirs]
+    records: dict[int, dict] = {index: run_trial(configs[index], dirs[index])
+                                for index in range(len(dirs)) if is_complete(dirs[index])}  # skipped
+    todo = [index for index in range(len(dirs)) if index not in records]
+    try:
+        for index in todo:
+            remove_unfinished(dirs[index])
+    except ValueError as error:  # in use, or not a folder: left untouched
+        return [records.get(index, failed_record(one_line(error))) for index in range(len(dirs))]
+    _limit_threads()
+    started = time.perf_counter()
+    try:
+        batch = [config if isinstance(config, RunConfig) else config_from_dict(config)
+                 for config in (configs[index] for index in todo)]
+        results = run_batch(batch, [dirs[index] for index in todo]) if todo else []
+    except Exception as error:  # every seed of the batch failed with it
+        line = one_line(error)
+        for index in todo:
+            _write_error(configs[index], dirs[index], line)
+        records.update({index: {**failed_record(line), "wall_time_s": round(time.perf_counter() - started, 3)}
+                        for index in todo})
+    else:
+        wall = round(time.perf_counter() - started, 3)
+        records.update({index: {"status": "ok", "error": "", "skipped": False, "wall_time_s": wall,
+                                "final": result.summary.get("final", {})} for index, result in zip(todo, results)})
+    return [records[index] for index in range(len(dirs))]
+
+
+def _write_error(config: RunConfig | dict, trial_dir: Path, line: str) -> None:
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    data = config.to_dict() if isinstance(config, RunConfig) else config
+    if not (trial_dir / "config.yaml").exists():
+        write_text_atomic(trial_dir / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    write_json_atomic(trial_dir / "error.json", {"status": "failed", "error": line, "traceback": traceback.format_exc()})
 
 
 def failed_record(error: str) -> dict:
