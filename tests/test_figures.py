@@ -83,6 +83,15 @@ def test_report_curves_name_cumulative_reward_and_put_spread_regrets_on_a_log_ax
     assert titles["regret"].get_yscale() == "symlog"
 
 
+def test_report_curves_of_a_one_row_run_are_drawn_as_markers():
+    cache = {"ucb": {"regret/cumulative": {100: 50.0}}, "csl-ucb": {"regret/cumulative": {100: 20.0, 200: 30.0,
+                                                                                          300: 35.0, 400: 38.0}}}
+    groups = [SimpleNamespace(agent=name, ok=[SimpleNamespace(path=name)]) for name in cache]
+    lines = {line.get_label(): line for line in plot_curves("env", groups, None, 200, cache).axes[0].get_lines()}
+    assert lines["ucb (n=1)"].get_marker() == "o"  # one point: a line alone would draw nothing
+    assert lines["csl-ucb (n=1)"].get_marker() in ("None", None, "")  # a long curve stays a plain line
+
+
 def _chain_into_reward(n=7):
     truth = np.zeros((n, n), dtype=bool)
     truth[: n - 1, n - 1] = True  # every node -> R

@@ -23,6 +23,9 @@ from causalrl.experiment.run.history import HISTORY_FILE, read_history, snapshot
 
 __all__ = ["FEW_RUNS", "plot_file_name", "plot_curves", "plot_final", "plot_profiles", "graph_rows"]
 
+#: curves with this few logged points get markers (a short run logs one row)
+_FEW_POINTS = 3
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")[:80] or "env"
@@ -79,7 +82,9 @@ def plot_curves(env: str, groups: list[Group], path: Path | None, reps: int, cac
             steps, point, low, high, count = band
             finals.append(float(point[-1]))
             colour, hatch, dash = LOOKS[index % len(LOOKS)]
-            line, = axis.plot(steps, point, color=colour, linestyle=dash, linewidth=1.8, label=f"{group.agent} (n={count})")
+            few = len(steps) <= _FEW_POINTS  # a line through one or two points is invisible: mark them
+            line, = axis.plot(steps, point, color=colour, linestyle=dash, linewidth=1.8, label=f"{group.agent} (n={count})",
+                              marker="o" if few else None, markersize=5)
             hatched_band(axis, steps, low, high, colour, hatch)
             handles.setdefault(line.get_label(), line)
         axis.set(xlabel="env steps", ylabel=f"{metric} (IQM over seeds)", title=title)
