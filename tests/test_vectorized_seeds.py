@@ -128,3 +128,35 @@ def test_what_cannot_be_batched_is_refused_in_one_line(tmp_path):
         load_sweep(_file(tmp_path, vectorize_seeds="yes"))
     with pytest.raises(ConfigError, match=r"vectorize_seeds: runs on the local backend only"):
         run_sweep(load_sweep(_file(tmp_path), output_dir=tmp_path), backend="ray", progress=False)
+
+
+def test_a_batch_that_failed_after_a_seed_finished_resumes_the_others(tmp_path, monkeypatch):
+    from causalrl.experiment.run import batched
+
+    finish = batched._finish
+
+    def finish_then_fail(model, k, seed, step, started):  # a full disk while the second seed completes
+        if k == 1:
+            raise OSError("No space left on device")
+        return finish(model, k, seed, step, started)
+
+    monkeypatch.setattr(batched, "_finish", finish_then_fail)
+    path = _file(tmp_path, fixed=["total_steps=400"])
+    outcome = run_sweep(load_sweep(path, output_dir=tmp_path), workers=1, progress=False)
+    assert {name: record["status"] for name, record in outcome.records.items()} == {
+        "sac__base__s0": "ok", "sac__base__s1": "failed", "sac__base__s2": "failed"}
+    seeds = [outcome.directory / f"sac__base__s{seed}" for seed in (0, 1, 2)]
+    assert is_complete(seeds[0]) and json.loads((seeds[0] / "status.json").read_text())["status"] == "complete"
+    assert json.loads((seeds[1] / "status.json").read_text())["status"] == "failed"
+    logged = [_rows(seed) for seed in seeds[1:]]  # every row was logged before the failure
+    finished = (seeds[0] / "summary.json").stat().st_mtime_ns
+
+    monkeypatch.setattr(batched, "_finish", finish)
+    assert main(["run", "--resume", str(seeds[2])]) == 0  # seeds 1 and 2 go on as a batch of two
+    assert all(is_complete(seed) for seed in seeds) and (seeds[0] / "summary.json").stat().st_mtime_ns == finished
+    for seed, before in zip(seeds[1:], logged):
+        assert json.loads((seed / "summary.json").read_text())["resumed_from_step"] == 200
+        after = _rows(seed)
+        assert [row["time/steps"] for row in after] == [row["time/steps"] for row in before]
+        for a, b in zip(after, before):
+            assert all((a[k] == b[k] == "") or float(a[k]) == pytest.approx(float(b[k]), rel=1e-5, abs=1e-6) for k in a)

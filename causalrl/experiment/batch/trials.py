@@ -137,12 +137,14 @@ def run_trials(configs: list[RunConfig | dict], trial_dirs: list[str | Path], ba
         batch = [config if isinstance(config, RunConfig) else config_from_dict(config)
                  for config in (configs[index] for index in todo)]
         results = run_batch(batch, [dirs[index] for index in todo]) if todo else []
-    except Exception as error:  # every seed of the batch failed with it
+    except Exception as error:  # every seed of the batch not finished by then failed with it
         line = one_line(error)
         for index in todo:
-            _write_error(configs[index], dirs[index], line)
-        records.update({index: {**failed_record(line), "wall_time_s": round(time.perf_counter() - started, 3)}
-                        for index in todo})
+            if is_complete(dirs[index]):
+                records[index] = run_trial(configs[index], dirs[index])
+            else:
+                _write_error(configs[index], dirs[index], line)
+                records[index] = {**failed_record(line), "wall_time_s": round(time.perf_counter() - started, 3)}
     else:
         wall = round(time.perf_counter() - started, 3)
         records.update({index: {"status": "ok", "error": "", "skipped": False, "wall_time_s": wall,

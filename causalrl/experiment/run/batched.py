@@ -44,6 +44,7 @@ from causalrl.experiment.run.rundir import (
     RunFailed,
     fsync_directory,
     fsync_tree,
+    is_complete,
     lock_directory,
     read_json_file,
     write_json_atomic,
@@ -270,7 +271,16 @@ def _load_checkpoints(model: BatchedSAC, seeds: list[_Seed], step: int) -> list[
             raise ConfigError(f"checkpoint {folder}: unreadable ({type(error).__name__}: {text}); delete the batch's "
                               f"checkpoints/step_{step:010d} folders to restart from an earlier step") from None
         infos.append({**info, **state})
-    joined = _joined(shares)
+    try:
+        _apply(model, _joined(shares), infos, step)
+    except Exception as error:  # shares that do not fit the batch the configs build
+        text = " ".join(str(error).split())[:240]
+        raise ConfigError(f"checkpoints step_{step:010d} of {seeds[0].run_dir.parent}: do not fit the runs' configs "
+                          f"({type(error).__name__}: {text}); delete those folders to restart from step 0") from None
+    return infos
+
+
+def _apply(model: BatchedSAC, joined: dict, infos: list[dict], step: int) -> None:
     for name, module_state in joined["modules"].items():
         getattr(model, name).load_state_dict(module_state)
     for name, optimizer_state in joined["optimizers"].items():
@@ -290,7 +300,8 @@ def _load_checkpoints(model: BatchedSAC, seeds: list[_Seed], step: int) -> list[
     model._last_obs = np.asarray([info["last_obs"] for info in infos], dtype=np.float32)
     model._train_stats = {name: np.asarray([info["train_stats"][name] for info in infos], dtype=np.float32)
                           for name in first["train_stats"]}
-    return infos
+    if model._last_obs.shape != (model.n_seeds, model.obs_dim):
+        raise ValueError(f"last observations of shape {model._last_obs.shape}")
 
 
 # --- running and resuming --------------------------------------------------------------------------------------
@@ -334,13 +345,16 @@ def run_batch(configs: list[RunConfig], run_dirs: list[Path]) -> list[RunResult]
 
 def resume_batch(run_dir: Path) -> list[RunResult]:
     """Continue the batch that ``run_dir`` (one seed's directory, with ``batch.json``) belongs to,
-    every seed from the newest checkpoint they all hold (from step 0 when there is none)."""
+    every unfinished seed from the newest checkpoint they all hold (from step 0 when there is none);
+    seeds that completed before the batch stopped are left alone."""
     started, run_dir = time.perf_counter(), Path(run_dir)
     batch = read_json_file(run_dir / BATCH_FILE)
     names = batch.get("run_dirs") if isinstance(batch, dict) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and "/" not in n for n in names):
         raise ConfigError(f"{run_dir / BATCH_FILE}: damaged (no run_dirs); start the runs again")
-    run_dirs = [run_dir.parent / name for name in names]
+    run_dirs = [run_dir.parent / name for name in names if not is_complete(run_dir.parent / name)]
+    if not run_dirs:
+        raise ConfigError(f"--resume {run_dir}: every run of its batch is complete (summary.json); nothing to resume")
     with ExitStack() as locks:
         for each in run_dirs:
             locks.enter_context(lock_directory(each))
@@ -394,7 +408,8 @@ def _train(model: BatchedSAC, configs: list[RunConfig], run_dirs: list[Path], st
     except BaseException as error:
         line = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         for seed in seeds:
-            seed.write_status("failed", model.num_timesteps, error=line)
+            if not is_complete(seed.run_dir):  # a seed finished before the failure stays complete
+                seed.write_status("failed", model.num_timesteps, error=line)
         raise RunFailed(f"batched run {run_dirs[0].parent} failed at step {model.num_timesteps} ({line}); fix the "
                         f"cause, then `causalrl run --resume {run_dirs[0]}`") from error
     finally:
