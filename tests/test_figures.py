@@ -92,6 +92,27 @@ def test_report_curves_of_a_one_row_run_are_drawn_as_markers():
     assert lines["csl-ucb (n=1)"].get_marker() in ("None", None, "")  # a long curve stays a plain line
 
 
+def test_curves_and_final_metrics_warn_when_an_agent_has_too_few_runs_for_its_interval():
+    from causalrl.experiment.analysis.figures import FEW_RUNS, plot_final
+
+    def legend_title(figure):
+        return figure.legends[0].get_title().get_text()
+
+    seeds = {"few": 2, "many": FEW_RUNS + 1}
+    cache = {f"{agent}{seed}": {"regret/cumulative": {100: 10.0 + seed, 200: 20.0 + seed}}
+             for agent, count in seeds.items() for seed in range(count)}
+    groups = [SimpleNamespace(agent=agent, ok=[SimpleNamespace(path=f"{agent}{seed}") for seed in range(count)])
+              for agent, count in seeds.items()]
+    title = legend_title(plot_curves("env", groups, None, 200, cache))
+    assert "warning: n <= 4 runs for few:" in title and "many" not in title
+    assert "warning" not in legend_title(plot_curves("env", groups[1:], None, 200, cache))
+    stats = {"regret/cumulative": {"iqm": 1.0, "ci_low": 0.5, "ci_high": 1.5}}
+    rows = [(agent, {m: {**s, "runs": count} for m, s in stats.items()}) for agent, count in seeds.items()]
+    title = legend_title(plot_final("env", rows, None))
+    assert "warning: n <= 4 runs for few:" in title and "many" not in title
+    assert "warning" not in legend_title(plot_final("env", rows[1:], None))
+
+
 def _chain_into_reward(n=7):
     truth = np.zeros((n, n), dtype=bool)
     truth[: n - 1, n - 1] = True  # every node -> R

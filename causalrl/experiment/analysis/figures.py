@@ -21,7 +21,7 @@ from causalrl.experiment.figures.curves import regret_scale, symlog_axis
 from causalrl.experiment.figures.style import LOOKS, hatched_band, legend_below, pyplot, save_figure
 from causalrl.experiment.run.history import HISTORY_FILE, read_history, snapshot_structures
 
-__all__ = ["FEW_RUNS", "plot_file_name", "plot_curves", "plot_final", "plot_profiles", "graph_rows"]
+__all__ = ["FEW_RUNS", "few_runs_note", "plot_file_name", "plot_curves", "plot_final", "plot_profiles", "graph_rows"]
 
 #: curves with this few logged points get markers (a short run logs one row)
 _FEW_POINTS = 3
@@ -59,6 +59,15 @@ _BOUNDED = {"regret/window_optimal_action_rate", "structure/f1", "structure/fnr"
 FEW_RUNS = 4
 
 
+def few_runs_note(runs_of: dict[str, int]) -> str:
+    """A line for a legend's title naming the agents with :data:`FEW_RUNS` runs or fewer, whose
+    95% CI (a bootstrap over so few runs) is a rough guide only; "" when every agent has more."""
+    few = sorted(agent for agent, runs in runs_of.items() if runs <= FEW_RUNS)
+    if not few:
+        return ""
+    return f"\nwarning: n <= {FEW_RUNS} runs for {', '.join(few)}: a 95% CI from so few runs is a rough guide; run more seeds"
+
+
 def plot_curves(env: str, groups: list[Group], path: Path | None, reps: int, cache: dict):
     """IQM over seeds against env steps with a 95% CI band, one panel per :data:`CURVE_PANELS`
     entry the runs logged; ``cache`` maps a run's path to its :meth:`RunRecord.curves`. With
@@ -72,7 +81,7 @@ def plot_curves(env: str, groups: list[Group], path: Path | None, reps: int, cac
         return None
     width = 5.2 * len(panels)
     figure, axes = pyplot().subplots(1, len(panels), figsize=(width, 4.6), squeeze=False)
-    handles = {}
+    handles, runs_of = {}, {}
     for axis, (title, metric) in zip(axes[0], panels):
         finals = []
         for index, group in enumerate(groups):
@@ -81,6 +90,7 @@ def plot_curves(env: str, groups: list[Group], path: Path | None, reps: int, cac
                 continue
             steps, point, low, high, count = band
             finals.append(float(point[-1]))
+            runs_of[group.agent] = min(count, runs_of.get(group.agent, count))
             colour, hatch, dash = LOOKS[index % len(LOOKS)]
             few = len(steps) <= _FEW_POINTS  # a line through one or two points is invisible: mark them
             line, = axis.plot(steps, point, color=colour, linestyle=dash, linewidth=1.8, label=f"{group.agent} (n={count})",
@@ -95,7 +105,7 @@ def plot_curves(env: str, groups: list[Group], path: Path | None, reps: int, cac
         if metric in _BOUNDED:
             axis.set_ylim(-0.02, 1.02)
         axis.grid(alpha=0.3)
-    legend_below(figure, handles, width)
+    legend_below(figure, handles, width, title="hatched band: 95% CI" + few_runs_note(runs_of))
     return save_figure(figure, f"{env}: IQM with 95% stratified-bootstrap CI band", width, path)
 
 
@@ -132,7 +142,9 @@ def plot_final(env: str, rows: list[tuple[str, dict[str, dict]]], path: Path | N
             axis.set_xlim(-0.02, 1.02)
         axis.set(xlabel="final value: IQM, 95% CI", title=metric)
         axis.grid(alpha=0.3, axis="x")
-    legend_below(figure, {agent: handles[agent] for agent in labels if agent in handles}, 4.4 * columns, title="agent")
+    runs_of = {agent: min(s.get("runs", FEW_RUNS + 1) for s in stats.values()) for agent, stats in rows if stats}
+    legend_below(figure, {agent: handles[agent] for agent in labels if agent in handles}, 4.4 * columns,
+                 title="agent" + few_runs_note(runs_of))
     return save_figure(figure, f"{env}: final metrics over seeds", 4.4 * columns, path)
 
 
