@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -99,32 +100,70 @@ def test_a_ray_address_selects_ray_and_a_bad_one_is_refused(tmp_path, capsys):
     assert "--ray-address: runs the sweep on Ray; drop --backend local or the address" in capsys.readouterr().err
 
 
-@pytest.mark.ray_cluster
-def test_a_sweep_on_two_ray_nodes_survives_losing_one(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A Ray cluster of two nodes with one CPU each on this machine: ``(cluster, second node)``."""
     # keep every node on 127.0.0.1: without it Ray gives the nodes the host's outside address
-    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    previous = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
     from ray.cluster_utils import Cluster
-
-    path = tmp_path / "cluster.yaml"
-    path.write_text(yaml.safe_dump(SWEEP, sort_keys=False))
-    local = run_sweep(load_sweep(path, output_dir=tmp_path / "local"), workers=1, progress=False)
-    assert not local.failed and len(local.records) == 6
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
         second = cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        head = cluster.head_node.node_id
-        directory = tmp_path / "ray" / "sweeps" / "cluster"
-        remover = _RemoveWhenRunning(cluster, second, directory / "trials.csv")
-        remover.start()
-        status = main(["sweep", str(path), "--ray-address", cluster.address, "--output-dir", str(tmp_path / "ray"),
-                       "--no-progress"])
-        remover.join(timeout=5)
+        yield cluster, second
     finally:
         ray.shutdown()
         cluster.shutdown()
+        if previous is None:
+            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        else:
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = previous
+
+
+@pytest.mark.ray_cluster
+def test_a_vectorized_sweep_runs_each_batch_as_one_ray_trial(tmp_path, two_nodes):
+    cluster, _ = two_nodes
+    sweep = {"name": "batched", "seeds": [0, 1], "vectorize_seeds": True,
+             "base": {"experiment": "batched", "total_steps": 300, "log_interval": 100, "save_model": False,
+                      "env": {"id": "Pendulum-v1"},
+                      "agents": [{"name": "sac", "learning_starts": 100, "batch_size": 16, "buffer_size": 500,
+                                  "policy_kwargs": {"net_arch": [8, 8]}, "device": "cpu"}]}}
+    path = tmp_path / "batched.yaml"
+    path.write_text(yaml.safe_dump(sweep, sort_keys=False))
+    local = run_sweep(load_sweep(path, output_dir=tmp_path / "local"), workers=1, progress=False)
+    assert not local.failed
+    assert main(["sweep", str(path), "--ray-address", cluster.address, "--output-dir", str(tmp_path / "ray"),
+                 "--no-progress"]) == 0
+    directory = tmp_path / "ray" / "sweeps" / "batched"
+    lines = [json.loads(line) for line in (directory / "trials.jsonl").read_text().splitlines()]
+    assert sorted(line["trial"] for line in lines) == ["sac__base__s0", "sac__base__s1"]
+    assert len({line["node"] for line in lines}) == 1  # one Ray trial ran both seeds
+    pids = {events.name.split(".")[-2] for name in ("sac__base__s0", "sac__base__s1")
+            for events in (directory / name).glob("events.out.tfevents.*")}
+    assert len(pids) == 1  # in one process
+    assert [path.name for path in (directory / "ray_results").glob("*/sac__*")] == ["sac__base__s0-1"]
+    for name in ("sac__base__s0", "sac__base__s1"):
+        assert _same_bytes(local.directory / name, directory / name) == [], name
+
+
+@pytest.mark.ray_cluster
+def test_a_sweep_on_two_ray_nodes_survives_losing_one(tmp_path, two_nodes):
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(SWEEP, sort_keys=False))
+    local = run_sweep(load_sweep(path, output_dir=tmp_path / "local"), workers=1, progress=False)
+    assert not local.failed and len(local.records) == 6
+
+    cluster, second = two_nodes
+    head = cluster.head_node.node_id
+    directory = tmp_path / "ray" / "sweeps" / "cluster"
+    remover = _RemoveWhenRunning(cluster, second, directory / "trials.csv")
+    remover.start()
+    status = main(["sweep", str(path), "--ray-address", cluster.address, "--output-dir", str(tmp_path / "ray"),
+                   "--no-progress"])
+    remover.join(timeout=5)
     assert status == 0
     assert remover.removed_during is not None, "the second node should have been removed mid-sweep"
 

@@ -126,8 +126,6 @@ def test_what_cannot_be_batched_is_refused_in_one_line(tmp_path):
         load_sweep(_file(tmp_path, fixed=["eval_interval=200"]))
     with pytest.raises(ConfigError, match=r"vectorize_seeds must be true or false"):
         load_sweep(_file(tmp_path, vectorize_seeds="yes"))
-    with pytest.raises(ConfigError, match=r"vectorize_seeds: runs on the local backend only"):
-        run_sweep(load_sweep(_file(tmp_path), output_dir=tmp_path), backend="ray", progress=False)
 
 
 def test_a_batch_that_failed_after_a_seed_finished_resumes_the_others(tmp_path, monkeypatch):

@@ -8,9 +8,9 @@ On Ray each trial's record also names the node that ran it (``node``: Ray's node
 :data:`RAY_RETRIES` times (its unfinished run directory is deleted first, as on any restart), and
 the lost attempt is a ``retried`` line in ``trials.jsonl``; a trial finishes once.
 
-A job is a ``(trial, trial_dir)`` pair. The local backend runs groups of jobs: one job each, or
-with ``batched`` the seeds of one config in one process (``vectorize_seeds``;
-:func:`causalrl.experiment.batch.trials.run_trials`).
+A job is a ``(trial, trial_dir)`` pair. Both backends run groups of jobs, each group in one
+process (on Ray: one Ray trial): one job each, or with ``batched`` the seeds of one config as one
+batch (``vectorize_seeds``; :func:`causalrl.experiment.batch.trials.run_trials`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from causalrl.experiment.batch.trials import Ledger, Progress, Trial, failed_record, run_trial, run_trials
+from causalrl.experiment.batch.trials import Ledger, Progress, Trial, failed_record, run_trials
 from causalrl.experiment.config import ConfigError, one_line
 
 __all__ = ["BACKENDS", "RAY_RETRIES", "Job", "check_backend", "run_local", "run_ray"]
@@ -100,55 +100,67 @@ def run_local(groups: list[list[Job]], workers: int, on_result: OnResult, progre
 
 # --- Ray Tune ---------------------------------------------------------------------------------
 def _ray_trainable(config: dict) -> None:
-    """The Ray Tune function trainable: the same run_trial as the local backend."""
+    """The Ray Tune function trainable: the same run_trials as the local backend, for one group
+    (one trial, or with ``batched`` the seeds of one config in this one process)."""
     import ray  # deferred: Ray is optional (this runs in a Ray worker)
     from ray import tune
 
-    node = ray.get_runtime_context().get_node_id()
+    node, group = ray.get_runtime_context().get_node_id(), config["trial"]
     tune.report({"trial_node": node})  # the driver learns where the trial runs before it ends
-    record = {**run_trial(config["trial"]["config"], config["trial"]["dir"]), "node": node}
-    tune.report({"trial_node": node, "trial_status": record["status"], "trial_record": json.dumps(record)})
+    records = run_trials([t["config"] for t in group["trials"]], [t["dir"] for t in group["trials"]], group["batched"])
+    tune.report({"trial_node": node, "trial_records": json.dumps([{**record, "node": node} for record in records])})
 
 
-def run_ray(jobs: list[Job], name: str, directory: Path, workers: int | None, on_result: OnResult,
+def _group_name(group: list[Job]) -> str:
+    """A group's Ray trial name: its trial's, or for a batch its trials' without the seed and the seeds."""
+    if len(group) == 1:
+        return group[0][0].name
+    return f"{group[0][0].name.rsplit('__', 1)[0]}__s{'-'.join(str(trial.seed) for trial, _ in group)}"
+
+
+def run_ray(groups: list[list[Job]], name: str, directory: Path, workers: int | None, on_result: OnResult,
             progress: Progress, storage: str | None = None, address: str | None = None,
-            ledger: Ledger | None = None) -> None:
-    """Run the jobs as one Ray Tune grid named ``name`` (storage: ``storage``, default
+            ledger: Ledger | None = None, batched: bool = False) -> None:
+    """Run the groups of jobs as one Ray Tune grid named ``name`` (storage: ``storage``, default
     ``<directory>/ray_results``) on the cluster at ``address`` (default: ``RAY_ADDRESS``, a local
-    ``ray start`` cluster, else a new local one), at most ``workers`` at once. A trial whose
-    worker or node is lost runs again (up to :data:`RAY_RETRIES` times). ``ledger`` hears where
-    each attempt runs (``trials.csv``: running, node) and of each lost attempt (``trials.jsonl``)."""
+    ``ray start`` cluster, else a new local one), at most ``workers`` at once, each group as one
+    Ray trial (with ``batched``, its seeds as one batch). A trial whose worker or node is lost runs
+    again (up to :data:`RAY_RETRIES` times). ``ledger`` hears where each attempt runs
+    (``trials.csv``: running, node) and of each lost attempt (``trials.jsonl``)."""
     ray = _ray()
     from ray import tune  # deferred with ray itself
 
-    by_name = {trial.name: trial for trial, _ in jobs}
-    nodes: dict[str, str] = {}  # trial name -> the node its current attempt runs on
+    by_name = {_group_name(group): group for group in groups}
+    nodes: dict[str, str] = {}  # group name -> the node its current attempt runs on
 
     class _Report(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
-            progress.started()
+            progress.started(len(by_name.get(trial.config["trial"]["name"], [])))
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             name = trial.config["trial"]["name"]
             nodes[name] = result.get("trial_node", "")
-            if name in by_name and "trial_record" not in result and ledger is not None:
-                ledger.started(by_name[name], nodes[name])
-            if name in by_name and "trial_record" in result:
-                on_result(by_name.pop(name), json.loads(result["trial_record"]))
+            if name in by_name and "trial_records" not in result and ledger is not None:
+                for job, _ in by_name[name]:
+                    ledger.started(job, nodes[name])
+            if name in by_name and "trial_records" in result:
+                for (job, _), record in zip(by_name.pop(name), json.loads(result["trial_records"])):
+                    on_result(job, record)
 
         def on_trial_recover(self, iteration, trials, trial, **info):
             name = trial.config["trial"]["name"]
             if name in by_name:
                 error = "RayTrialError: the trial's worker or node was lost; running it again"
                 progress.write(f"trial {name}: {error}")
-                if ledger is not None:
-                    ledger.retried(by_name[name], nodes.get(name, ""), error)
+                for job, _ in by_name[name] if ledger is not None else []:
+                    ledger.retried(job, nodes.get(name, ""), error)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             name = trial.config["trial"]["name"]
             if name in by_name:  # Ray itself failed the trial (worker lost, ...)
                 error = getattr(trial, "error_file", None) or "see the Ray logs"
-                on_result(by_name.pop(name), failed_record(f"RayTrialError: {error}"))
+                for job, _ in by_name.pop(name):
+                    on_result(job, failed_record(f"RayTrialError: {error}"))
 
     # ray.init() joins RAY_ADDRESS or a `ray start` cluster on this node, else starts a local one
     started_here = not ray.is_initialized()
@@ -157,8 +169,9 @@ def run_ray(jobs: list[Job], name: str, directory: Path, workers: int | None, on
     storage_path = storage or str((directory / "ray_results").resolve())
     if "://" not in storage_path:
         storage_path = str(Path(storage_path).resolve())
-    grid = [{"name": trial.name, "config": trial.config.to_dict(), "dir": str(trial_dir.resolve())}
-            for trial, trial_dir in jobs]
+    grid = [{"name": group_name, "batched": batched,
+             "trials": [{"config": trial.config.to_dict(), "dir": str(trial_dir.resolve())} for trial, trial_dir in group]}
+            for group_name, group in by_name.items()]
     tuner = tune.Tuner(
         tune.with_resources(_ray_trainable, {"cpu": 1}),
         param_space={"trial": tune.grid_search(grid)},
@@ -176,4 +189,5 @@ def run_ray(jobs: list[Job], name: str, directory: Path, workers: int | None, on
         if started_here:
             ray.shutdown()
     for left in list(by_name):  # anything Ray never reported
-        on_result(by_name.pop(left), failed_record("RayTrialError: the trial reported nothing"))
+        for job, _ in by_name.pop(left):
+            on_result(job, failed_record("RayTrialError: the trial reported nothing"))

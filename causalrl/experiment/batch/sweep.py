@@ -258,9 +258,6 @@ def run_sweep(sweep: Sweep, workers: int | None = None, backend: str | None = No
     """
     backend, address = resolve_backend(sweep, backend, address)
     check_backend(backend)
-    if backend == "ray" and sweep.vectorize_seeds:
-        raise ConfigError("vectorize_seeds: runs on the local backend only; drop --backend ray/--ray-address or "
-                          "vectorize_seeds")
     sweep.directory.mkdir(parents=True, exist_ok=True)
     lock = lock_directory(sweep.directory, "sweep")  # one process per sweep directory
     try:
@@ -280,14 +277,14 @@ def run_sweep(sweep: Sweep, workers: int | None = None, backend: str | None = No
             if record["status"] != "ok":
                 bar.write(f"trial {trial.name} failed: {record['error']}")
 
-        jobs = [(trial, sweep.trial_dir(trial)) for trial in todo]
+        groups = [[(trial, sweep.trial_dir(trial)) for trial in group] for group in sweep.groups(todo)]
         try:
             if todo and backend == "local":
                 count = workers if workers is not None else (os.cpu_count() or 1)
-                groups = [[(trial, sweep.trial_dir(trial)) for trial in group] for group in sweep.groups(todo)]
                 run_local(groups, min(count, len(groups)), on_result, bar, batched=sweep.vectorize_seeds)
             elif todo:
-                run_ray(jobs, sweep.name, sweep.directory, workers, on_result, bar, storage, address, ledger)
+                run_ray(groups, sweep.name, sweep.directory, workers, on_result, bar, storage, address, ledger,
+                        batched=sweep.vectorize_seeds)
         finally:
             bar.close()
         return SweepOutcome(sweep.directory, ledger.records)
