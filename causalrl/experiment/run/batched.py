@@ -407,9 +407,12 @@ def _train(model: BatchedSAC, configs: list[RunConfig], run_dirs: list[Path], st
         return [_finish(model, k, seed, step, started) for k, seed in enumerate(seeds)]
     except BaseException as error:
         line = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        interrupted = isinstance(error, KeyboardInterrupt)
         for seed in seeds:
             if not is_complete(seed.run_dir):  # a seed finished before the failure stays complete
-                seed.write_status("failed", model.num_timesteps, error=line)
+                seed.write_status("interrupted" if interrupted else "failed", model.num_timesteps, error=line)
+        if interrupted:
+            raise
         raise RunFailed(f"batched run {run_dirs[0].parent} failed at step {model.num_timesteps} ({line}); fix the "
                         f"cause, then `causalrl run --resume {run_dirs[0]}`") from error
     finally:
