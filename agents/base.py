@@ -107,6 +107,9 @@ class BanditAgent:
     #: ``learn`` checks every observation the world returns itself (``core.checks``), so the
     #: runner's metrics callback need not check it again each round
     checks_observations = True
+    #: arrays holding only copies of observations (they grow with the rounds): the NaN guard
+    #: checks each observation once, as it arrives, instead of these every round
+    _observed_data: tuple[str, ...] = ()
 
     def __init__(self, policy: str, env, seed: int | None = None, verbose: int = 0,
                  noise_mean: float | None = None, noise_std: float | None = None):
@@ -228,7 +231,7 @@ class BanditAgent:
             callback.update_locals(locals())
             if not callback.on_step():
                 break
-            self._check_finite(self.num_timesteps)
+            self._check_finite(self.num_timesteps, observation)
             self._last_observation = observation
             if terminated or truncated:
                 self._last_observation, _ = self.env.reset()
@@ -246,24 +249,30 @@ class BanditAgent:
         (``learn`` runs it after its callbacks, so that the runner's guard names the bad
         observation or reward first)."""
         self.num_timesteps += 1
-        self._update(np.asarray(action, dtype=np.int8), np.asarray(observation, dtype=float), float(reward))
+        observation = np.asarray(observation, dtype=float)
+        self._update(np.asarray(action, dtype=np.int8), observation, float(reward))
         if check:
-            self._check_finite(self.num_timesteps)
+            self._check_finite(self.num_timesteps, observation)
 
-    def _check_finite(self, round_: int | None) -> None:
+    def _check_finite(self, round_: int | None, observation: np.ndarray | None = None) -> None:
         """The NaN guard inside every bandit agent: its numbers (float settings such as
         ``exploration``, and every numeric array it learns) must stay finite. At construction a
         non-finite setting is a ``ValueError``; after an update a ``FloatingPointError`` names the
         attribute and the round, so that a diverging agent stops instead of acting on NaN.
 
         It runs every round, so it reads only the attributes that hold a number, an array or None
-        (not yet set); that list is made again whenever an attribute is added or removed."""
+        (not yet set); that list is made again whenever an attribute is added or removed. It skips
+        the arrays named in :attr:`_observed_data` (copies of observations, which grow with the
+        rounds): each observation is checked the round it arrives (``observation``)."""
         state = self.__dict__
+        if observation is not None and not np.isfinite(observation).all():
+            raise FloatingPointError(f"{type(self).__name__}.observation: non-finite values in round {round_}; "
+                                     "check the world's step")
         guarded = state.get("_guarded")
         if guarded is None or guarded[0] != len(state):
             state["_guarded"] = None  # counted in the length below
-            names = tuple(name for name, value in state.items()
-                          if value is None or isinstance(value, (int, float, np.ndarray, np.number)))
+            names = tuple(name for name, value in state.items() if name not in self._observed_data
+                          and (value is None or isinstance(value, (int, float, np.ndarray, np.number))))
             guarded = state["_guarded"] = (len(state), names)
         for name in guarded[1]:
             value = state.get(name)

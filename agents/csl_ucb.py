@@ -304,6 +304,8 @@ class CSLUCB(BanditAgent):
     :ivar change_detection: the resolved detector (``"auto"`` resolved to ``"column"`` or ``"none"``).
     """
 
+    _observed_data = ("history_values",)  # row s-1: the observation of round s
+
     #: documented bound on the "column" detector's false alarms per 1000 stationary rounds
     STATIONARY_FALSE_ALARMS_PER_1000_ROUNDS = 0.5
 

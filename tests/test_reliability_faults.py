@@ -502,3 +502,24 @@ def test_bandit_agents_carry_the_nan_guard():
                         if isinstance(value, np.ndarray) and value.dtype.kind == "f")] *= np.nan
     with pytest.raises(FloatingPointError, match="non-finite values after round 6"):
         agent.learn(5, reset_num_timesteps=False)
+
+
+def test_csl_ucb_guard_checks_each_observation_once_not_its_growing_history():
+    import gymnasium as gym
+    import numpy as np
+
+    from causalrl.agents.csl_ucb import CSLUCB
+    from causalrl.experiment.config.plugins import load_plugins
+
+    load_plugins()
+    env = gym.make("causalrl/LinearSEMBandit-v0", n_nodes=3, horizon=50)
+    agent = CSLUCB("BanditPolicy", env, seed=0)
+    observation, _ = env.reset(seed=0)
+    for _ in range(3):  # the plain gymnasium loop
+        action, _ = agent.predict(observation)
+        observation, reward, *_ = env.step(action)
+        agent.observe(action, observation, reward)
+    agent.history_values[0, 0] = np.nan  # an old row: checked the round it arrived, not re-read each round
+    agent.observe(action, observation, reward)
+    with pytest.raises(FloatingPointError, match=r"^CSLUCB.observation: non-finite values in round 5"):
+        agent.observe(action, np.full_like(observation, np.nan), reward)  # a new one is caught at once
