@@ -85,18 +85,23 @@ def _q(expert, observations, actions) -> np.ndarray:
     return np.asarray(expert.q_value(observations, actions), dtype=float).reshape(len(observations))
 
 
-def _rollout(env: gym.Env, n_states: int, seed: int, act, measure) -> None:
+def _rollout(env: gym.Env, n_states: int, seed: int, act, measure) -> list[float]:
     """Drive ``env`` with ``act(observation)`` for ``n_states`` steps from ``reset(seed=seed)``,
-    calling ``measure(observation, action)`` at every state before the step."""
-    episode = 0
+    calling ``measure(observation, action)`` at every state before the step; returns the task
+    returns of the episodes that ended within those steps."""
+    episode, returns, total = 0, [], 0.0
     observation, _ = env.reset(seed=seed)
     for _ in range(n_states):
         action = act(observation)
         measure(observation, action)
-        observation, _, terminated, truncated, _ = env.step(action)
+        observation, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
         if terminated or truncated:
             episode += 1
+            returns.append(total)
+            total = 0.0
             observation, _ = env.reset(seed=seed + episode)
+    return returns
 
 
 def _gaps(env: gym.Env, expert, n_states: int, n_actions: int, seed: int, sample_reference: bool) -> dict:
@@ -133,13 +138,13 @@ def _gaps(env: gym.Env, expert, n_states: int, n_actions: int, seed: int, sample
         return np.asarray(expert.act(observation), dtype=space.dtype).reshape(space.shape)
 
     null = null_action(space)
-    _rollout(env, n_states, seed, judge_mode, judge_states)
-    _rollout(env, n_states, seed, acting, policy_states("expert"))
-    _rollout(env, n_states, seed, lambda observation: null.copy(), policy_states("null"))
+    returns = {"judge": _rollout(env, n_states, seed, judge_mode, judge_states),
+               "expert": _rollout(env, n_states, seed, acting, policy_states("expert")),
+               "null": _rollout(env, n_states, seed, lambda observation: null.copy(), policy_states("null"))}
     gaps = {name: np.concatenate(values) for name, values in gaps.items()}
     if not all(np.all(np.isfinite(values)) for values in gaps.values()):
         raise ValueError("delta: the judge's Q values are not finite on the reference's states; give delta as a number")
-    return gaps
+    return gaps, returns
 
 
 def calibrate_delta(env: gym.Env, expert, quantile: float = DEFAULT_DELTA_QUANTILE, n_states: int = 200,
@@ -159,7 +164,10 @@ def calibrate_delta(env: gym.Env, expert, quantile: float = DEFAULT_DELTA_QUANTI
     :param method: ``"own"`` (default) or ``"uniform"``: which gaps delta is the quantile of.
     :param delta: a given delta: only measure the flag rates at it (no calibration). Default None.
     :returns: (delta, statistics): ``delta``, ``method``, ``quantile``, ``seed``, the gap spread
-        of the method (``gap_min``, ``gap_max``, ``gap_mean``, ``count``) and the flag rates.
+        of the method (``gap_min``, ``gap_max``, ``gap_mean``, ``count``), the flag rates, and the
+        mean task return of the episodes each rollout ended (``judge_return``: the judge's mode,
+        ``expert_return``: the acting expert, ``null_return``: doing nothing; None when no episode
+        ended within ``n_states`` steps) with their counts (``*_return_episodes``).
     """
     check_int(n_states, "calibration_steps")
     check_int(n_actions, "n_actions")
@@ -167,7 +175,7 @@ def calibrate_delta(env: gym.Env, expert, quantile: float = DEFAULT_DELTA_QUANTI
         raise ValueError(f"calibration: choose one of {', '.join(CALIBRATIONS)}, got {method!r}")
     if not 0 < quantile < 1:
         raise ValueError(f"delta_quantile: must lie in (0, 1), got {quantile!r}")
-    gaps = _gaps(env, expert, n_states, n_actions, seed, sample_reference)
+    gaps, returns = _gaps(env, expert, n_states, n_actions, seed, sample_reference)
     chosen = gaps[method]
     if delta is None:
         if method == "own" and np.ptp(gaps["own"]) == 0:
@@ -184,6 +192,9 @@ def calibrate_delta(env: gym.Env, expert, quantile: float = DEFAULT_DELTA_QUANTI
              "gap_mean": float(chosen.mean()), "count": int(chosen.size)}
     for name in ("own", "expert", "null"):
         stats[f"{name}_flag_rate"] = float(np.mean(gaps[name] > delta))
+    for name, episodes in returns.items():  # None: no episode ended within n_states steps
+        stats[f"{name}_return"] = float(np.mean(episodes)) if episodes else None
+        stats[f"{name}_return_episodes"] = len(episodes)
     return float(delta), stats
 
 

@@ -116,6 +116,27 @@ def test_calibration_depends_on_the_run_seed_and_runs_once():
     assert env.delta_calibration is stats and env.delta == deltas[2]
 
 
+def test_calibration_records_the_judge_and_acting_expert_returns_on_the_run_seed():
+    """The returns the report draws as reference lines: the judge's mode and the acting expert
+    (doing nothing) played from the run's seed, episode by episode, as an independent rollout."""
+    stats = wrapped().calibrate(5)  # 100 calibration steps: two 50-step episodes per policy
+
+    def doing_nothing(episode):
+        env = Track()
+        observation, _ = env.reset(seed=5 + episode)
+        total, done = 0.0, False
+        while not done:
+            observation, reward, _, done, _ = env.step(np.zeros(1, dtype=np.float32))
+            total += reward
+        return total
+
+    expected = np.mean([doing_nothing(0), doing_nothing(1)])
+    assert stats["judge_return"] == 0.0 and stats["judge_return_episodes"] == 2  # a = s costs nothing
+    assert stats["expert_return"] == pytest.approx(expected) and stats["expert_return"] < -5
+    assert stats["null_return"] == pytest.approx(expected) and stats["expert_return_episodes"] == 2
+    assert wrapped(calibration_steps=40).calibrate(5)["judge_return"] is None  # no episode ended: no return
+
+
 def test_own_calibration_flags_the_judge_rarely_and_anything_worse_often():
     stats = wrapped().calibrate(0)
     assert stats["method"] == "own" and stats["quantile"] == DEFAULT_DELTA_QUANTILE == 0.95
