@@ -217,3 +217,13 @@ def test_bad_bandit_actions_are_one_line_errors(action):
     with pytest.raises(ValueError) as error:
         env.step(action)
     assert str(error.value).startswith("action: expected a 0/1 vector of shape (4,)") and "\n" not in str(error.value)
+
+
+def test_a_cut_error_line_keeps_what_failed_and_the_fix():
+    from causalrl.experiment.config.schema import one_line
+
+    error = ValueError(f"judge: {'/very/long/path' * 40}/model.zip: refused; load it with trust_models: true")
+    line = one_line(error, limit=120)
+    assert len(line) == 120 and line.startswith("ValueError: judge: /very/long")
+    assert line.endswith("load it with trust_models: true") and " ... " in line
+    assert one_line(ValueError("short"), limit=120) == "ValueError: short"

@@ -86,11 +86,11 @@ def test_failing_trial_is_recorded_and_others_go_on(tmp_path, capsys):
     table = {row["trial"]: row for row in csv.DictReader(open(directory / "trials.csv"))}
     assert table["ucb__noise_std-1.0__s0"]["status"] == "ok"
     failed = table["ucb__noise_std-0.0__s0"]
-    assert failed["status"] == "failed" and failed["error"] == "ValueError: noise_std: must be > 0, got 0.0"
+    assert failed["status"] == "failed" and failed["error"] == "ConfigError: agent[ucb].noise_std: must be > 0, got 0.0"
     assert "Traceback" in json.loads((directory / "ucb__noise_std-0.0__s0" / "error.json").read_text())["traceback"]
     assert main(["report", str(directory), "--reps", "200"]) == 0
     markdown = (directory / "report" / "report.md").read_text()
-    assert "## Failed runs" in markdown and "ValueError: noise_std: must be > 0, got 0.0" in markdown
+    assert "## Failed runs" in markdown and "ConfigError: agent[ucb].noise_std: must be > 0, got 0.0" in markdown
 
 
 def test_killed_sweep_resumes_without_rerunning(tmp_path):

@@ -32,12 +32,16 @@ class ConfigError(ValueError):
 def one_line(error: BaseException, with_type: bool = True, limit: int | None = None) -> str:
     """An error as one line, the one way every command, trial table and report shows errors:
     ``Type: message`` (``message`` alone with ``with_type=False``), whitespace collapsed, a
-    ``KeyError``'s key unquoted, cut at ``limit`` characters when given."""
+    ``KeyError``'s key unquoted, at most ``limit`` characters when given: a longer line keeps its
+    start (what failed) and its end (the fix) around " ... "."""
     text = error.args[0] if isinstance(error, KeyError) and error.args else error
     text = " ".join(str(text).split())
     if with_type:
         text = f"{type(error).__name__}: {text}".rstrip(": ")
-    return text if limit is None else text[:limit]
+    if limit is None or len(text) <= limit:
+        return text
+    head = (limit - 5) // 2
+    return f"{text[:head]} ... {text[len(text) - (limit - 5 - head):]}"
 
 
 @dataclass(frozen=True)
