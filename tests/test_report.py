@@ -237,3 +237,106 @@ def test_report_writes_probability_of_improvement_and_profiles(tmp_path):
     assert pair[("linsem-ts-oracle", "ucb")] == 1.0 and pair[("ucb", "linsem-ts-oracle")] == 0.0  # lower regret wins
     assert any(p.name.startswith("profiles__") for p in report.plots)
     assert "P(row > column)" in report.markdown.read_text()
+
+
+# --- the RLIF report's reference lines (causalrl.experiment.analysis.references) -------------------
+_BLOCK = {"expert": "runs/expert/x/kept/step_2000/model.zip", "reference": "runs/expert/x/model.zip", "delta": "auto"}
+
+
+def _rlif_run(root, name, agent, seed, finals, judge=None, intervention=True, total_steps=3000):
+    """A run on Reacher-v5 (with the intervention block when ``intervention``) whose learner-alone
+    return is ``finals`` at steps 1500 and 3000, and whose summary has the ``judge`` block."""
+    path = root / name
+    path.mkdir(parents=True)
+    env = {"id": "Reacher-v5", **({"intervention": _BLOCK} if intervention else {})}
+    config = {"env": env, "agent": {"name": agent}, "experiment": "t", "seed": seed, "total_steps": total_steps}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    (path / "progress.csv").write_text("time/steps,eval/mean_reward\n" + "".join(
+        f"{step},{value}\n" for step, value in zip((1500, total_steps), finals)))
+    summary = {"status": "complete", "final": {"time/steps": total_steps, "eval/mean_reward": finals[-1]},
+               "steps": total_steps, "env": "Reacher-v5", "agent": agent, **({"judge": judge} if judge else {})}
+    (path / "summary.json").write_text(json.dumps(summary))
+
+
+def _rlif_runs(root, with_sac=True):
+    for seed in range(3):
+        judge = {"delta": 0.1, "judge_return": -4.0 - seed, "expert_return": -10.0 - seed}  # means -5 and -11
+        for agent in ("rlif", "dagger"):
+            _rlif_run(root, f"{agent}__s{seed}", agent, seed, (-12.0, -9.0 + seed), judge)
+        if with_sac:
+            _rlif_run(root, f"sac__s{seed}", "sac", seed, (-8.0, -6.0 - seed), intervention=False)
+    _rlif_run(root, "sac__long__s0", "sac", 0, (-8.0, -1.0), intervention=False, total_steps=20000)  # other budget
+
+
+def _reference_figure(figures):
+    return next(f for f in figures if f is not None and f._suptitle is not None
+                and "learner-alone return with" in f._suptitle.get_text())
+
+
+def _assert_reference_lines(figure, expected: dict):
+    """The figure's horizontal lines (y constant, spanning the axis) are ``expected``: label start -> y."""
+    axis = figure.axes[0]
+    lines = {line.get_label(): line.get_ydata()[0] for line in axis.get_lines()
+             if len(line.get_ydata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]
+             and tuple(line.get_xdata()) == (0, 1)}
+    for start, value in expected.items():
+        found = [y for label, y in lines.items() if label.startswith(start)]
+        assert found == [pytest.approx(value)], f"no reference line {start!r} at {value}: {lines}"
+    assert axis.get_ylabel() == "learner-alone return (evaluation, expert off)"
+
+
+def test_rlif_report_draws_the_acting_expert_judge_and_task_reward_sac_lines(tmp_path, monkeypatch):
+    figures = _captured_figures(monkeypatch)
+    _rlif_runs(tmp_path / "runs")
+    report = write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
+    figure = _reference_figure(figures)
+    sac = iqm(np.array([-6.0, -7.0, -8.0]))  # the 3000-step SAC runs; the 20000-step run is another budget
+    _assert_reference_lines(figure, {"acting expert": -11.0, "judge": -5.0, "task-reward SAC, 3,000 steps": sac})
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert "acting expert (mean of 6 runs' calibration episodes): -11" in legend  # rlif and dagger runs
+    assert any(text.startswith("judge (its mode policy, mean of 6 runs'") for text in legend)
+    assert {"rlif (n=3)", "dagger (n=3)"} <= set(legend)  # the learners' curves beside the lines
+    assert sum(p.name.startswith("references__Reacher-v5") for p in report.plots) == 1  # the SAC env: no figure
+    markdown = report.markdown.read_text()
+    assert "| reference: acting expert (mean of 6 runs' calibration episodes): -11 | 6 | " in markdown
+    assert "| reference: task-reward SAC, 3,000 steps (IQM of 3 runs' final eval/mean_reward [" in markdown
+    assert markdown.count("| reference: ") == 3  # only the RLIF env's table has them, not the SAC env's
+
+
+def test_rlif_report_legend_says_what_is_missing_and_what_to_run(tmp_path, monkeypatch):
+    figures = _captured_figures(monkeypatch)
+    _rlif_runs(tmp_path / "runs", with_sac=False)
+    report = write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
+    figure = _reference_figure(figures)
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    missing = ("task-reward SAC: not among the runs at 3000 steps (found at total_steps 20000); add "
+               "`causalrl run expert env.id=Reacher-v5 total_steps=3000`")
+    assert missing in legend
+    _assert_reference_lines(figure, {"acting expert": -11.0, "judge": -5.0})
+    assert not any(line.get_label().startswith("task-reward SAC") and len(line.get_ydata())
+                   for line in figure.axes[0].get_lines())  # no line drawn for it
+    assert f"| reference: {missing} | – | " in report.markdown.read_text()
+
+
+def test_rlif_report_without_judge_returns_says_so(tmp_path, monkeypatch):
+    figures = _captured_figures(monkeypatch)
+    for seed in range(2):  # delta given: no calibration, no judge block
+        _rlif_run(tmp_path / "runs", f"rlif__s{seed}", "rlif", seed, (-12.0, -9.0))
+    write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
+    legend = [text.get_text() for text in _reference_figure(figures).legends[0].get_texts()]
+    assert any(text.startswith("judge: no return recorded (summary.json judge block has no judge_return") for text in legend)
+    assert any(text.startswith("acting expert: no return recorded") for text in legend)
+
+
+def test_the_reference_line_check_kills_a_report_that_drops_the_lines(tmp_path, monkeypatch):
+    """Mutant: the figure drawn without its reference lines; the check above must fail on it."""
+    import causalrl.experiment.analysis.report as report_module
+
+    figures = _captured_figures(monkeypatch)
+    original = report_module.plot_references
+    monkeypatch.setattr(report_module, "plot_references", lambda env, groups, references, *rest:
+                        original(env, groups, [], *rest))
+    _rlif_runs(tmp_path / "runs")
+    write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
+    with pytest.raises(AssertionError, match="no reference line 'acting expert'"):
+        _assert_reference_lines(_reference_figure(figures), {"acting expert": -11.0, "judge": -5.0})

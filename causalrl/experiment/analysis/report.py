@@ -16,6 +16,9 @@ Writes into the output folder:
     runs.csv             tidy long table: one row per run and final metric (status, error, seed)
     probability_of_improvement.csv   per env (and across envs): P(X better than Y) for every pair of
                          agents on each main metric, with a 95% stratified-bootstrap CI
+    references__<env>__<id>.png   RLIF-family runs: learner-alone return with horizontal lines for the
+                         acting expert, the judge and a task-reward SAC of the same budget
+                         (:mod:`causalrl.experiment.analysis.references`)
     curves__<env>__<id>.png    IQM over seeds against env steps with a 95% CI band: regret, return,
                          structure error, intervention rate (those the runs logged)
     final__<env>__<id>.png     IQM with 95% CI of the main final metrics, one row per agent
@@ -38,6 +41,7 @@ from tqdm.auto import tqdm
 
 from causalrl.core.stats import iqm, probability_of_improvement, stratified_bootstrap_ci
 from causalrl.experiment.analysis.figures import graph_rows, plot_curves, plot_file_name, plot_final, plot_profiles
+from causalrl.experiment.analysis.references import plot_references, reference_rows, rlif_references
 from causalrl.experiment.analysis.runs import (
     LOWER_IS_BETTER,
     MAIN_METRICS,
@@ -215,14 +219,17 @@ def _improvement(tasks_per_env: dict, n_envs: int, reps: int) -> list[dict]:
 
 # --- figures ----------------------------------------------------------------------------------
 def _plots(groups: list[Group], per_env: dict, tasks_per_env: dict, out: Path, reps: int, cache: dict,
-           bar) -> dict[str, list[Path]]:
-    """env -> the figures drawn for it (curves, final metrics, profiles, learned graphs)."""
+           bar, references: dict) -> dict[str, list[Path]]:
+    """env -> the figures drawn for it (learner-alone return with its references for RLIF-family
+    runs, curves, final metrics, profiles, learned graphs)."""
     env_plots = {}
     for env, rows in per_env.items():
         env_groups = [g for g in groups if g.env == env]
         key = env_groups[0].env_key
         by_metric = {m: t for m, t in tasks_per_env.get(env, {}).items() if t}
-        made = (plot_curves(env, env_groups, out / plot_file_name("curves", env, key), reps, cache),
+        made = (references.get(env) and plot_references(env, env_groups, references[env],
+                                                        out / plot_file_name("references", env, key), reps, cache),
+                plot_curves(env, env_groups, out / plot_file_name("curves", env, key), reps, cache),
                 plot_final(env, [r for r in rows if r[1]], out / plot_file_name("final", env, key)),
                 plot_profiles(env, dict(list(by_metric.items())[:2]), out / plot_file_name("profiles", env, key), reps),
                 plot_graph_grid(graph_rows(env_groups), out / plot_file_name("graphs", env, key),
@@ -260,7 +267,7 @@ def _md_header(dirs: list, runs: list[RunRecord], reps: int) -> list[str]:
 
 
 def _md_env(env: str, rows: list[tuple[str, Stats]], groups: list[Group], improvement: list[dict],
-            plots: list[Path]) -> tuple[list[str], list[str]]:
+            plots: list[Path], references: list | None = None) -> tuple[list[str], list[str]]:
     """One env's section of report.md and its lines of the terminal text."""
     metrics = [m for m in MAIN_METRICS if any(m in stats for _, stats in rows)]
     budgets = {agent: _budget(next(g for g in groups if g.agent == agent and g.env == env)) for agent, _ in rows}
@@ -278,6 +285,7 @@ def _md_env(env: str, rows: list[tuple[str, Stats]], groups: list[Group], improv
                   + " | ".join(_cell(stats.get(m)) for m in metrics) + " |")
         if metrics:
             text.append(f"  {agent:<40} n={len(group.ok):<3} {metrics[0]} IQM {_cell(stats.get(metrics[0]))}")
+    md += reference_rows(references, metrics, steps)  # RLIF-family runs: acting expert, judge, task-reward SAC
     env_improvement = [r for r in improvement if r["env"] == env]
     if env_improvement:
         md += ["", "Probability of improvement, P(row better than column) on "
@@ -368,12 +376,13 @@ def write_report(dirs: list[str | Path], out: str | Path | None = None, reps: in
     improvement = _improvement(tasks_per_env, len(per_env), reps)
     write_csv(out / "probability_of_improvement.csv",
               ["env", "metric", "x", "y", "p_x_better", "ci_low", "ci_high", "runs_x", "runs_y"], improvement)
-    env_plots = _plots(groups, per_env, tasks_per_env, out, reps, cache, bar)
+    references = {env: rlif_references([g for g in groups if g.env == env], groups, reps) for env in per_env}
+    env_plots = _plots(groups, per_env, tasks_per_env, out, reps, cache, bar, references)
     bar.close()
 
     md, text = _md_header(dirs, runs, reps), []
     for env, rows in per_env.items():
-        env_md, env_text = _md_env(env, rows, groups, improvement, env_plots.get(env, []))
+        env_md, env_text = _md_env(env, rows, groups, improvement, env_plots.get(env, []), references[env])
         md, text = md + env_md, text + env_text
     md += _md_pooled(pooled)
     for section_md, section_text in (_md_duplicates(groups), _md_failed_and_unfinished(runs, groups)):
