@@ -123,6 +123,21 @@ def test_killed_sweep_resumes_without_rerunning(tmp_path):
     assert sorted(ok_lines) == sorted(expected)  # each trial finished exactly once
 
 
+def test_a_trial_finished_without_its_ledger_line_gets_the_line_on_resume(tmp_path):
+    path = _sweep_file(tmp_path, "lineless", seeds=[0, 1])
+    assert main(["sweep", str(path), "--workers", "1", "--output-dir", str(tmp_path), "--no-progress"]) == 0
+    directory = tmp_path / "sweeps" / "lineless"
+    lines = (directory / "trials.jsonl").read_text().splitlines()
+    lost = json.loads(lines[-1])["trial"]  # the driver was killed after this trial's summary, before its line
+    (directory / "trials.jsonl").write_text("".join(line + "\n" for line in lines[:-1]))
+    mtime = (directory / lost / "summary.json").stat().st_mtime_ns
+    assert main(["sweep", str(path), "--workers", "1", "--output-dir", str(tmp_path), "--no-progress"]) == 0
+    assert (directory / lost / "summary.json").stat().st_mtime_ns == mtime  # not run again
+    ok_lines = [json.loads(line)["trial"] for line in (directory / "trials.jsonl").read_text().splitlines()
+                if json.loads(line)["status"] == "ok"]
+    assert sorted(ok_lines) == sorted(json.loads(line)["trial"] for line in lines)  # each exactly once
+
+
 @pytest.mark.slow
 def test_ray_backend_gives_the_same_results(tmp_path):
     pytest.importorskip("ray")

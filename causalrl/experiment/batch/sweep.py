@@ -264,10 +264,12 @@ def run_sweep(sweep: Sweep, workers: int | None = None, backend: str | None = No
         write_text_atomic(sweep.directory / "sweep.yaml", yaml.safe_dump(sweep.spec, sort_keys=False))
         todo = _check_finished(sweep)
         ledger = Ledger(sweep.directory, sweep.trials)
-        pending = {trial.name for trial in todo}
+        pending, logged = {trial.name for trial in todo}, ledger.logged_ok()
         for trial in sweep.trials:
             if trial.name not in pending:
-                ledger.add(trial, run_trial(trial.config, sweep.trial_dir(trial)))  # reads the summary
+                record = run_trial(trial.config, sweep.trial_dir(trial))  # reads the summary
+                # finished, but the driver was killed before its line: the line is written now
+                ledger.add(trial, record if trial.name in logged else {**record, "skipped": False})
         ledger.write_table()
         bar = Progress(len(sweep.trials), len(sweep.trials) - len(todo), f"sweep {sweep.name}", enabled=progress)
 

@@ -327,6 +327,21 @@ class Ledger:
             self._append({**line, "node": record["node"]} if "node" in record else line)
         self.write_table()
 
+    def logged_ok(self) -> set[str]:
+        """The trials with an ``ok`` line in ``trials.jsonl`` (a driver killed after a trial's
+        summary and before its line left none)."""
+        path = self.directory / "trials.jsonl"
+        lines = path.read_text().splitlines() if path.is_file() else []
+        names = set()
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:  # a line cut by a kill
+                continue
+            if isinstance(entry, dict) and entry.get("status") == "ok":
+                names.add(entry.get("trial"))
+        return names
+
     def started(self, trial: Trial, node: str) -> None:
         """An attempt runs on ``node`` (Ray): ``running`` in ``trials.csv`` until its record comes."""
         self.running[trial.name] = node
