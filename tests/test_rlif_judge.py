@@ -206,6 +206,7 @@ def test_cli_force_runs_a_refused_judge_and_records_the_check(in_tmp, capsys):
     judge = summary["judge"]
     assert judge["seed"] == 3 and judge["method"] == "own" and judge["judge_check"].startswith("forced")
     assert {"delta", "own_flag_rate", "expert_flag_rate", "null_flag_rate"} <= set(judge)
+    assert {"judge_return", "expert_return", "null_return", "judge_return_episodes"} <= set(judge)  # report's lines
 
 
 # --- no gaming: a learner that copies a weak policy ------------------------------------------------
