@@ -13,7 +13,8 @@ discovery -> test_reward_after_the_step_is_found_through_the_next_state; alpha q
 test_reference_alpha_quirk; weights not passed -> test_weights_change_critic_targets.
 q fitted on replayed actions only (or half of them) ->
 test_empowerment_does_not_pull_toward_the_buffer_mean_action; action weights or action parents read from the fit with s_{t+1} ->
-test_action_weights_count_effects_through_the_next_state; constant dimensions used as parents or
+test_action_weights_count_effects_through_the_next_state; the action fit without its action x
+variable products -> test_action_weights_see_an_effect_whose_sign_depends_on_the_state; constant dimensions used as parents or
 swapped, a round's summary printed again unchanged ->
 test_constant_dimensions_are_never_parents_or_swapped_and_each_round_is_reported; first round at K,
 no line when a part stays off -> test_default_schedule_discovers_early_and_says_when_a_part_stays_off.
@@ -438,6 +439,31 @@ def test_action_weights_count_effects_through_the_next_state():
     assert weights.sum() == pytest.approx(2.0, rel=1e-5) and weights[0] > 2 * weights[1]
     assert record["action_weights"] == pytest.approx(weights.tolist())
 
+
+
+def test_action_weights_see_an_effect_whose_sign_depends_on_the_state():
+    """a_0 drives the reward through s'_0 with a sign set by s_1 (s'_0 = s_1 a_0 + ..., as a joint
+    torque pushes a body forward or back depending on the limb's angle), a_1 weakly and always
+    the same way. Averaged over states a_0's linear effect is 0, so an additive basis
+    (``discovery_basis="quadratic"``) finds a_1 alone and weighs it most; the action fit's
+    products of actions with the other variables (the default, docs/cip.md b.1) find a_0 and
+    weigh it most."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    s, a = rng.standard_normal((n, 2)), rng.uniform(-1, 1, (n, 2))
+    s_next = 0.5 * s + np.c_[s[:, 1] * a[:, 0] + 0.3 * a[:, 1], np.zeros(n)] + 0.1 * rng.standard_normal((n, 2))
+    rewards = s_next[:, 0] + 0.05 * rng.uniform(-1, 1, n)
+    env = gym.make("causalrl/FactoredLQR-v0", n_relevant_states=2, n_distractor_states=0, n_relevant_actions=2,
+                   n_irrelevant_actions=0)
+    additive = _discover_on(env, s, a, rewards, s_next, discovery_basis="quadratic")
+    assert additive.reward_action_mask.tolist() == [False, True]
+    weights = additive.action_weights.numpy()
+    assert weights[1] > 2 * weights[0]
+    agent = _discover_on(env, s, a, rewards, s_next)
+    assert agent.reward_action_mask[0]
+    weights = agent.action_weights.numpy()
+    assert weights.sum() == pytest.approx(2.0, rel=1e-5) and weights[0] > 1.5 * weights[1]
+    assert agent.discovery_log[-1]["action_weights"] == pytest.approx(weights.tolist())
 
 def test_constant_dimensions_are_never_parents_or_swapped_and_each_round_is_reported(capsys):
     """s2 is a tiny copy of the reward (std 1e-8: standardising it turns it into a perfect

@@ -66,8 +66,8 @@ class CIP(SAC):
     :param discovery_interval: K, env steps between discovery rounds (b.1). Default 10_000.
     :param discovery_samples: N_c, most recent real transitions per round (at most
         ``buffer_size``). Default 10_000.
-    :param discovery_basis: ``"quadratic"`` (each variable and its square, default) or
-        ``"linear"``: the regressors of the reward and transition regressions.
+    :param discovery_basis: ``"interactions"`` (default: each variable and its square, and in the
+        action fit each action's products with the other variables), ``"quadratic"`` or ``"linear"``.
     :param discovery_next_state: also offer s_{t+1} as a reward parent in the fit whose state
         parents guard augmentation (gymnasium's MuJoCo envs compute the reward after the step);
         a state dimension is a reward parent when s_i or s'_i is. The action weights always come
@@ -140,7 +140,7 @@ class CIP(SAC):
         action_noise=None, replay_buffer_class=None, replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False, ent_coef="auto", target_update_interval: int = 1, target_entropy="auto",
         causal_weights: bool = True, discovery: str | None = "adaptive-lasso", discovery_start: int = 2_000,
-        discovery_interval: int = 10_000, discovery_samples: int = 10_000, discovery_basis: str = "quadratic",
+        discovery_interval: int = 10_000, discovery_samples: int = 10_000, discovery_basis: str = "interactions",
         discovery_next_state: bool = True, stability_resamples: int = 10, stability_threshold: float = 0.6,
         transition_threshold: float = 5.0, weight_source: str = "abs", weight_temperature: float = 1.0,
         constant_tolerance: float = 1e-6, augmentation: bool = True, augmentation_ratio: float = 0.25,

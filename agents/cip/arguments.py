@@ -61,8 +61,9 @@ def checked_arguments(values: dict) -> dict:
             import causallearn  # noqa: F401
         except ImportError:
             raise ImportError("discovery='direct-lingam' needs causal-learn: pip install -e '.[discovery]'") from None
-    if values["discovery_basis"] not in ("quadratic", "linear"):
-        raise ValueError(f"discovery_basis: unknown {values['discovery_basis']!r}; choose 'quadratic' or 'linear'")
+    if values["discovery_basis"] not in ("interactions", "quadratic", "linear"):
+        raise ValueError(f"discovery_basis: unknown {values['discovery_basis']!r}; choose 'interactions', 'quadratic' "
+                         "or 'linear'")
     if values["weight_source"] not in ("abs", "signed"):
         raise ValueError(f"weight_source: unknown {values['weight_source']!r}; choose 'abs' or 'signed'")
     for name in _POSITIVE:

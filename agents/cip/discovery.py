@@ -32,6 +32,7 @@ __all__ = [
     "MIN_DISCOVERY_ROWS",
     "DiscoveryRound",
     "DiscoverySettings",
+    "action_products",
     "action_weights",
     "constant_columns",
     "discover",
@@ -53,7 +54,7 @@ class DiscoverySettings:
     their meaning and defaults)."""
 
     method: str = "adaptive-lasso"
-    basis: str = "quadratic"
+    basis: str = "interactions"
     next_state: bool = True
     resamples: int = 10
     threshold: float = 0.6
@@ -124,13 +125,31 @@ def standardised_basis(variables: np.ndarray, kind: str, constant: np.ndarray | 
     return standardised
 
 
+def action_products(basis: np.ndarray, n_variables: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """b.1 step 2: the product of each action's standardised column (the first ``n_variables``
+    columns of ``basis``) with every other variable's, once per pair. Returns the product columns
+    and, per product, the variables it counts for (its action factors: a product with a state
+    counts for the action only, one of two actions for both)."""
+    pairs = [(j, i) for j in actions for i in range(n_variables) if i != j and not (i in actions and i < j)]
+    products = np.stack([basis[:, j] * basis[:, i] for j, i in pairs], axis=1)
+    owners = np.zeros((len(pairs), n_variables), dtype=bool)
+    for row, (j, i) in enumerate(pairs):
+        owners[row, j] = True
+        owners[row, i] = i in actions
+    return products, owners
+
+
 def reward_parents(variables: np.ndarray, target: np.ndarray, settings: DiscoverySettings, seed,
-                   constant: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   constant: np.ndarray | None = None,
+                   actions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """b.1: stability-selected parents of ``target`` among the columns of ``variables``
     (``constant`` columns excluded). Returns (kept, frequency, linear coefficient, magnitude) per
     variable; the magnitude (the norm of a variable's coefficients on the standardised target,
     per standard deviation of each regressor) comes from one fit on all rows and is zero for an
-    unstable parent."""
+    unstable parent. With ``settings.basis="interactions"`` and the indices of the action
+    columns in ``actions``, the basis also holds each action's products with the other
+    variables (:func:`action_products`, when there are at least 4 rows per column); an action's
+    magnitude and selection count them."""
     n_variables = variables.shape[1]
     constant = np.zeros(n_variables, dtype=bool) if constant is None else np.asarray(constant, dtype=bool)
     target = (target - target.mean()) / (target.std() if target.std() > 0 else 1.0)
@@ -151,20 +170,23 @@ def reward_parents(variables: np.ndarray, target: np.ndarray, settings: Discover
         kept, frequency = stability_selection(variables, target, fit, settings.resamples,
                                               threshold=settings.threshold, seed=seed)
     else:
-        basis = standardised_basis(variables, settings.basis, constant)
+        basis = standardised_basis(variables, "linear" if settings.basis == "linear" else "quadratic", constant)
         blocks = basis.shape[1] // n_variables
-
-        def fit(x, y):
-            return adaptive_lasso(x, y).reshape(blocks, n_variables)
+        owners = np.tile(np.eye(n_variables, dtype=bool), (blocks, 1))  # (columns, variables)
+        if settings.basis == "interactions" and actions is not None and len(actions):
+            products, product_owners = action_products(basis, n_variables, np.asarray(actions))
+            if basis.shape[1] + products.shape[1] <= variables.shape[0] / 4:
+                basis = np.concatenate([basis, products], axis=1)
+                owners = np.concatenate([owners, product_owners])
 
         def select(x, y):
-            return (fit(x, y) != 0).any(0)
+            return (owners & (adaptive_lasso(x, y) != 0)[:, None]).any(0)
 
-        coefficients = fit(basis, target)
-        linear = coefficients[0].copy()
-        if blocks == 2:  # a square's coefficient, per standard deviation of that square
-            coefficients[1] *= basis[:, n_variables:].std(0)
-        magnitude = np.sqrt((coefficients ** 2).sum(0))
+        coefficients = adaptive_lasso(basis, target)
+        linear = coefficients[:n_variables].copy()
+        if basis.shape[1] > n_variables:  # per standard deviation of a square or product column
+            coefficients[n_variables:] *= basis[:, n_variables:].std(0)
+        magnitude = np.sqrt(owners.T.astype(float) @ coefficients ** 2)
         kept, frequency = stability_selection(basis, target, select, settings.resamples,
                                               threshold=settings.threshold, seed=seed)
     kept = kept & ~constant
@@ -180,9 +202,10 @@ def transition_edges(inputs: np.ndarray, next_observations: np.ndarray, settings
     product's edge counts for both its factors). Constant inputs and targets get no edge.
     Extra edges only shrink the swappable blocks. Returns (edges, the basis used)."""
     n_rows, n_inputs = inputs.shape
-    basis = standardised_basis(inputs, settings.basis, constant_inputs)
+    kind = "linear" if settings.basis == "linear" else "quadratic"
+    basis = standardised_basis(inputs, kind, constant_inputs)
     rows, cols = np.triu_indices(n_inputs, 1)
-    with_products = settings.basis == "quadratic" and basis.shape[1] + rows.size <= n_rows / 4
+    with_products = kind == "quadratic" and basis.shape[1] + rows.size <= n_rows / 4
     if with_products:
         basis = np.concatenate([basis, basis[:, rows] * basis[:, cols]], axis=1)
     significant = regression_t_statistics(basis, next_observations) > settings.transition_threshold
@@ -194,7 +217,7 @@ def transition_edges(inputs: np.ndarray, next_observations: np.ndarray, settings
         np.logical_or.at(edges, cols, products)
     edges[constant_inputs] = False
     edges[:, constant_targets] = False
-    return edges, "quadratic + products" if with_products else settings.basis
+    return edges, "quadratic + products" if with_products else kind
 
 
 def action_weights(magnitude: np.ndarray, linear: np.ndarray, source: str, temperature: float) -> np.ndarray:
@@ -226,6 +249,7 @@ def discover(data, settings: DiscoverySettings, seed: list[int]) -> DiscoveryRou
     constant_next = constant_columns(next_observations, tolerance)
     constant_states = constant_s | constant_next
     state_action = np.concatenate([observations, actions], axis=1)
+    action_columns = np.arange(n_states, n_states + n_actions)
     constant_sa = np.concatenate([constant_states, constant_a])
     if settings.next_state:
         variables = np.concatenate([state_action, next_observations], axis=1)
@@ -240,14 +264,15 @@ def discover(data, settings: DiscoverySettings, seed: list[int]) -> DiscoveryRou
         return states, mask[n_states:n_states + n_actions].copy()
 
     # state parents (and direct action parents), which guard augmentation: r on (s_t, a_t, s_{t+1})
-    kept, frequency, linear, magnitude = reward_parents(variables, rewards, settings, seed, constant)
+    kept, frequency, linear, magnitude = reward_parents(variables, rewards, settings, seed, constant,
+                                                        None if settings.next_state else action_columns)
     state_mask, direct_action_mask = fold(kept)
     state_frequency = frequency[:n_states].copy()
     if settings.next_state:
         state_frequency = np.maximum(state_frequency, frequency[n_states + n_actions:])
     # action parents and w_a from the paper's model: r on (s_t, a_t), effects through s_{t+1} included
     if settings.next_state:
-        action_fit = reward_parents(state_action, rewards, settings, seed + [2], constant_sa)
+        action_fit = reward_parents(state_action, rewards, settings, seed + [2], constant_sa, action_columns)
     else:
         action_fit = (kept, frequency, linear, magnitude)
     actions_in = slice(n_states, n_states + n_actions)
