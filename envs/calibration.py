@@ -88,12 +88,18 @@ def _q(expert, observations, actions) -> np.ndarray:
 def _rollout(env: gym.Env, n_states: int, seed: int, act, measure) -> list[float]:
     """Drive ``env`` with ``act(observation)`` for ``n_states`` steps from ``reset(seed=seed)``,
     calling ``measure(observation, action)`` at every state before the step; returns the task
-    returns of the episodes that ended within those steps."""
+    returns of the episodes that ended within those steps. When none did, the first episode is
+    played on to its end (unmeasured; at most the env's ``max_episode_steps``, else 1000, steps in
+    all), so that a return is known on long-episode tasks too."""
     episode, returns, total = 0, [], 0.0
+    limit = getattr(getattr(env, "spec", None), "max_episode_steps", None) or 1000
     observation, _ = env.reset(seed=seed)
-    for _ in range(n_states):
+    for step in range(max(n_states, limit)):
+        if step >= n_states and returns:
+            break
         action = act(observation)
-        measure(observation, action)
+        if step < n_states:
+            measure(observation, action)
         observation, reward, terminated, truncated, _ = env.step(action)
         total += float(reward)
         if terminated or truncated:
@@ -166,8 +172,9 @@ def calibrate_delta(env: gym.Env, expert, quantile: float = DEFAULT_DELTA_QUANTI
     :returns: (delta, statistics): ``delta``, ``method``, ``quantile``, ``seed``, the gap spread
         of the method (``gap_min``, ``gap_max``, ``gap_mean``, ``count``), the flag rates, and the
         mean task return of the episodes each rollout ended (``judge_return``: the judge's mode,
-        ``expert_return``: the acting expert, ``null_return``: doing nothing; None when no episode
-        ended within ``n_states`` steps) with their counts (``*_return_episodes``).
+        ``expert_return``: the acting expert, ``null_return``: doing nothing; the first episode is
+        played to its end when none ended within ``n_states`` steps; None when it still did not)
+        with their counts (``*_return_episodes``).
     """
     check_int(n_states, "calibration_steps")
     check_int(n_actions, "n_actions")

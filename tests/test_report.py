@@ -293,12 +293,12 @@ def test_rlif_report_draws_the_acting_expert_judge_and_task_reward_sac_lines(tmp
     sac = iqm(np.array([-6.0, -7.0, -8.0]))  # the 3000-step SAC runs; the 20000-step run is another budget
     _assert_reference_lines(figure, {"acting expert": -11.0, "judge": -5.0, "task-reward SAC, 3,000 steps": sac})
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
-    assert "acting expert (mean of 6 runs' calibration episodes): -11" in legend  # rlif and dagger runs
+    assert "acting expert (mean of 6 runs' calibration episodes, 3 seeds): -11" in legend  # rlif and dagger runs
     assert any(text.startswith("judge (its mode policy, mean of 6 runs'") for text in legend)
     assert {"rlif (n=3)", "dagger (n=3)"} <= set(legend)  # the learners' curves beside the lines
     assert sum(p.name.startswith("references__Reacher-v5") for p in report.plots) == 1  # the SAC env: no figure
     markdown = report.markdown.read_text()
-    assert "| reference: acting expert (mean of 6 runs' calibration episodes): -11 | 6 | " in markdown
+    assert "| reference: acting expert (mean of 6 runs' calibration episodes, 3 seeds): -11 | 6 | " in markdown
     assert "| reference: task-reward SAC, 3,000 steps (IQM of 3 runs' final eval/mean_reward [" in markdown
     assert markdown.count("| reference: ") == 3  # only the RLIF env's table has them, not the SAC env's
 

@@ -134,7 +134,8 @@ def test_calibration_records_the_judge_and_acting_expert_returns_on_the_run_seed
     assert stats["judge_return"] == 0.0 and stats["judge_return_episodes"] == 2  # a = s costs nothing
     assert stats["expert_return"] == pytest.approx(expected) and stats["expert_return"] < -5
     assert stats["null_return"] == pytest.approx(expected) and stats["expert_return_episodes"] == 2
-    assert wrapped(calibration_steps=40).calibrate(5)["judge_return"] is None  # no episode ended: no return
+    short = wrapped(calibration_steps=40).calibrate(5)  # no episode ended in 40 steps: the first is played on
+    assert short["expert_return"] == pytest.approx(doing_nothing(0)) and short["expert_return_episodes"] == 1
 
 
 def test_own_calibration_flags_the_judge_rarely_and_anything_worse_often():

@@ -70,14 +70,16 @@ def _judge_block(run: RunRecord) -> dict:
 
 def _calibration_reference(name: str, key: str, runs: list[RunRecord]) -> Reference:
     """The mean over ``runs`` of the calibration's ``key`` return (summary.json judge block)."""
-    values = [block[key] for block in map(_judge_block, runs)
-              if isinstance(block.get(key), (int, float)) and np.isfinite(block[key])]
+    measured = [(run.seed, block[key]) for run, block in zip(runs, map(_judge_block, runs))
+                if isinstance(block.get(key), (int, float)) and np.isfinite(block[key])]
+    values, seeds = [value for _, value in measured], len({canonical(seed) for seed, _ in measured})
     if not values:
         return Reference(name, f"{name}: no return recorded (summary.json judge block has no {key}: delta given, "
                                "runs older than the recorded returns, or no episode ended in the calibration steps)",
                          None)
     what = "its mode policy, " if name == "judge" else ""
-    return Reference(name, f"{name} ({what}mean of {len(values)} runs' calibration episodes): {np.mean(values):.4g}",
+    return Reference(name, f"{name} ({what}mean of {len(values)} runs' calibration episodes, {seeds} seeds): "
+                           f"{np.mean(values):.4g}",
                      float(np.mean(values)), len(values))
 
 
