@@ -24,7 +24,10 @@ At the chosen delta it reports the share of steps the judge flags for its own po
 (``own_flag_rate``), the acting expert (``expert_flag_rate``) and the do-nothing action
 (``null_flag_rate``). :func:`judge_check` refuses a judge that cannot tell the acting expert
 from itself: when the acting expert is not the judge's own deterministic policy, its flag rate
-must exceed the judge's own by ``margin`` (:data:`DEFAULT_JUDGE_MARGIN`, 0.15).
+must exceed the judge's own by ``margin`` (:data:`DEFAULT_JUDGE_MARGIN`, 0.15). The same
+rollouts give the task returns of the judge's mode, the acting expert and doing nothing
+(``judge_return``, ``expert_return``, ``null_return``): the reference lines of the RLIF report
+(docs/reports.md).
 """
 
 from __future__ import annotations
