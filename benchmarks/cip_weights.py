@@ -9,11 +9,14 @@ For every run directory under the given folders (a folder holding ``discovery.js
 - per env: the mean over seed pairs of the Spearman rank correlation of the final weights (how
   consistent the weights are across seeds), and the share of all rounds with max/min >= ratio.
 
-    python benchmarks/cip_weights.py runs/h24/before [more folders ...] [--ratio 1.5] [--json out.json]
+    python benchmarks/cip_weights.py runs/cip-weights/before [more folders ...] [--ratio 1.5] [--json out.json]
 
-The numbers of docs/cip.md (b.1, "Action weights on Hopper-v5 and HalfCheetah-v5") were made by
-this script from ``causalrl run cip-gym agents=cip env.id=<env> seed=<0..4> total_steps=10000 ...``
-(the command is on that page).
+    python benchmarks/cip_weights.py --buffers FOLDER --basis quadratic [--window 1000]
+
+recomputes every round from saved replay buffers instead (see ``buffer_rounds``). The numbers of
+docs/cip.md (d), "Action weights on Hopper-v5 and HalfCheetah-v5", were made by this script from
+``causalrl run cip-gym agents=cip env.id=<env> seed=<0..4> total_steps=10000 ...`` (the full
+command is on that page).
 """
 
 from __future__ import annotations
