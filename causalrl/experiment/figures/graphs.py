@@ -29,7 +29,7 @@ import numpy as np
 
 from causalrl.core.metrics import EDGE_KINDS, edge_classes, structure_metrics
 from causalrl.experiment.figures.arrows import Ports, ported
-from causalrl.experiment.figures.style import pyplot, wrap_title
+from causalrl.experiment.figures.style import PNG, pyplot, wrap_title
 
 __all__ = ["STYLES", "GRID_COLUMNS", "named_masks", "draw_structure", "to_networkx", "to_dot", "plot_graph_grid"]
 
@@ -348,7 +348,7 @@ def draw_structure(learned, truth=None, path: str | Path | None = None, title: s
         figure.suptitle(wrap_title(title, figure.get_size_inches()[0]), fontsize=10)
     figure.tight_layout(rect=(0, 0.6 / height, 1, 1))
     if path is not None:
-        figure.savefig(path, dpi=110)
+        figure.savefig(path, dpi=110, **PNG)
         plt.close(figure)
     return figure
 
@@ -404,6 +404,6 @@ def plot_graph_grid(rows: list[tuple[str, list[tuple]]], path: str | Path | None
     figure.tight_layout(rect=(0.03, 0.6 / height, 1, 1))
     if path is None:
         return figure
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, **PNG)
     plt.close(figure)
     return Path(path)
