@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from causalrl.experiment.config.intervention_block import validate_intervention
 from causalrl.experiment.config.plugins import PluginError, resolve_agent, resolve_env_class
 from causalrl.experiment.config.schema import (
     MAX_SEED,
@@ -111,6 +110,10 @@ def _env_config(raw: dict) -> EnvConfig:
     try:
         env_cls = resolve_env_class(env_raw["id"])
         if "intervention" in env_kwargs:  # an expert around any env (docs/rlif.md)
+            # imported here: the intervention machinery (envs.intervention, experts, calibration)
+            # loads only for runs that use it
+            from causalrl.experiment.config.intervention_block import validate_intervention
+
             env_kwargs["intervention"] = validate_intervention(env_kwargs["intervention"], env_raw["id"])
     except ValueError as error:
         raise ConfigError(str(error)) from None

@@ -36,7 +36,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from causalrl.agents.base import BanditAgent
 from causalrl.core.safe_pickle import UnsafePickleError, safe_load
-from causalrl.envs.experts import load_sb3_algorithm
 from causalrl.experiment.config import fingerprint as config_fingerprint
 from causalrl.experiment.run.rundir import (
     UnsafeRunDirectory,
@@ -289,6 +288,8 @@ def load_checkpoint(folder: Path, agent_cls, env, fresh_metrics=None, fresh_agen
         check_sb3_settings(folder, info["step"], fresh_agent)  # before SB3 builds anything from them
     try:
         if _uses_sb3_files(agent_cls):
+            from causalrl.envs.experts import load_sb3_algorithm  # here: a bandit run never loads the experts module
+
             agent = load_sb3_algorithm(agent_cls, folder / "model.zip", env=env, force_reset=False, **load_kwargs)
             if (folder / "replay_buffer.pkl").exists():
                 load_replay_buffer(agent, folder / "replay_buffer.pkl")

@@ -64,7 +64,6 @@ from causalrl.experiment.run.construct import CONSTRUCTION_ERRORS, check_buffer_
 from causalrl.experiment.run.device import device_used, resolve_device
 from causalrl.experiment.run.evaluation import make_evaluator
 from causalrl.experiment.run.history import check_history, keep_history_until
-from causalrl.experiment.run.intervention_env import wrap_intervention
 from causalrl.experiment.run.rundir import (
     RunFailed,
     check_run_files,
@@ -172,6 +171,10 @@ def build_env(config: RunConfig, evaluation: bool = False):
         except SystemExit as error:  # plugin code that calls sys.exit must not end the command "successfully"
             raise ConfigError(f"env ({config.env.id}): its constructor called sys.exit({error.code!r})") from None
         if intervention is not None:
+            # imported here: the intervention machinery (envs.intervention, experts, calibration)
+            # loads only for runs that use it
+            from causalrl.experiment.run.intervention_env import wrap_intervention
+
             try:
                 env = wrap_intervention(env, intervention, seed=None if evaluation else config.seed)
             except ValueError as error:
