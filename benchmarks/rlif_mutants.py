@@ -3,7 +3,7 @@ of one step of docs/rlif.md (a)-(d) or of the judge's calibration and check (doc
 "delta: auto"); every one must make at least one fast test fail.
 
 Each mutant is a list of exact text replacements in one file (agents/rlif.py, agents/dagger.py,
-envs/intervention.py or envs/calibration.py). The script copies the package and tests into a
+envs/intervention.py or envs/calibration.py). benchmarks/mutation.py copies the package and tests into a
 scratch folder (the working tree is never touched), applies one mutant there, and runs the fast
 judge tests (tests/test_rlif_judge.py, whose tests name the mutants they kill) with ``-x`` from
 that folder (so that folder's ``causalrl`` is the one imported). A mutant is *killed* when pytest
@@ -17,18 +17,9 @@ replacement no longer matches the source (the mutant list must follow the code).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
+# benchmarks/mutation.py: the scratch copy, the test run and the table
+from mutation import main
 
-ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_rlif_judge.py"]
 
 #: name -> (what it breaks, file, [(original text, mutated text), ...])
@@ -79,65 +70,5 @@ MUTANTS = {
 }
 
 
-def apply(source: str, replacements, target: str) -> str:
-    for original, mutated in replacements:
-        if source.count(original) != 1:
-            raise ValueError(f"replacement no longer matches {target} exactly once: {original!r}")
-        source = source.replace(original, mutated)
-    return source
-
-
-def copy_tree(destination: Path) -> None:
-    for name in ("causalrl", "agents", "envs", "tests"):
-        shutil.copytree(ROOT / name, destination / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy2(ROOT / "pyproject.toml", destination / "pyproject.toml")
-
-
-def run_mutant(name: str, target: str, replacements, timeout: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix=f"rlif-mutant-{name}-") as folder:
-        folder = Path(folder)
-        copy_tree(folder)
-        path = folder / target
-        path.write_text(apply(path.read_text(), replacements, target))
-        environment = {**os.environ, "PYTHONPATH": str(folder), "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-        start = time.perf_counter()
-        try:
-            completed = subprocess.run(
-                [sys.executable, "-m", "pytest", *TESTS, "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow"],
-                cwd=folder, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return {"killed": True, "by": f"timeout after {timeout} s", "seconds": timeout}
-        output = completed.stdout + completed.stderr
-        failed = re.findall(r"^FAILED (\S+)", output, flags=re.MULTILINE)
-        errors = re.findall(r"^ERROR (\S+)", output, flags=re.MULTILINE)
-        return {"killed": completed.returncode != 0, "by": (failed or errors or ["(none)"])[0],
-                "returncode": completed.returncode, "seconds": round(time.perf_counter() - start, 1)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=list(MUTANTS))
-    parser.add_argument("--timeout", type=int, default=900)
-    parser.add_argument("--output", type=Path, default=Path("runs/benchmarks/rlif_mutants"))
-    args = parser.parse_args()
-    for name, (_, target, replacements) in MUTANTS.items():
-        apply((ROOT / target).read_text(), replacements, target)  # fail fast when the list no longer follows the code
-    results = {}
-    for name in args.only or list(MUTANTS):
-        description, target, replacements = MUTANTS[name]
-        results[name] = {"mutant": description, "file": target, **run_mutant(name, target, replacements, args.timeout)}
-        print(f"{name:<36} {'killed' if results[name]['killed'] else 'SURVIVED':<9} "
-              f"{results[name]['seconds']:>7.1f}s  {results[name]['by']}", flush=True)
-    print()
-    print("| mutant | what it breaks | killed | first failing test |\n|---|---|---|---|")
-    for name, entry in results.items():
-        print(f"| {name} | {entry['mutant']} | {'yes' if entry['killed'] else 'NO'} | {entry['by']} |")
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    sys.exit(0 if all(entry["killed"] for entry in results.values()) else 1)
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__.splitlines()[0], MUTANTS, TESTS, "runs/benchmarks/rlif_mutants")

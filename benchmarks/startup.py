@@ -52,7 +52,7 @@ def _cpu_seconds() -> float:
 def _time(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of one run of ``command``."""
     started, cpu_before = time.perf_counter(), _cpu_seconds()
-    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-800:]}")
