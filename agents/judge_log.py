@@ -15,18 +15,29 @@ takeover rate alone is not progress: read it beside the learner-alone evaluation
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 __all__ = ["record_judge_step"]
 
 
+#: env -> (delta, calibration stats), read once: constants of the run, logged every judged step
+_CALIBRATIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _calibration(env) -> tuple[float, dict | None]:
+    if env in _CALIBRATIONS:
+        return _CALIBRATIONS[env]
     try:
         delta = float(env.get_attr("delta", indices=[0])[0])
         stats = env.get_attr("delta_calibration", indices=[0])[0]
     except (AttributeError, TypeError, ValueError):
         return float("nan"), None
-    return delta, stats if isinstance(stats, dict) else None
+    found = delta, stats if isinstance(stats, dict) else None
+    if np.isfinite(delta):  # calibrated (at the run's first reset): it no longer changes
+        _CALIBRATIONS[env] = found
+    return found
 
 
 def record_judge_step(logger, info: dict, env=None) -> None:
