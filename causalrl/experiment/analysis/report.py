@@ -40,6 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from causalrl.core.stats import iqm, probability_of_improvement, stratified_bootstrap_ci
+from causalrl.experiment.analysis.discovery import causal_part_rows, causal_parts_markdown
 from causalrl.experiment.analysis.figures import graph_rows, plot_curves, plot_file_name, plot_final, plot_profiles
 from causalrl.experiment.analysis.references import plot_references, reference_rows, rlif_references
 from causalrl.experiment.analysis.runs import (
@@ -384,7 +385,7 @@ def write_report(dirs: list[str | Path], out: str | Path | None = None, reps: in
     for env, rows in per_env.items():
         env_md, env_text = _md_env(env, rows, groups, improvement, env_plots.get(env, []), references[env])
         md, text = md + env_md, text + env_text
-    md += _md_pooled(pooled)
+    md += _md_pooled(pooled) + causal_parts_markdown(causal_part_rows(groups))
     for section_md, section_text in (_md_duplicates(groups), _md_failed_and_unfinished(runs, groups)):
         md, text = md + section_md, text + section_text
     (out / "report.md").write_text("\n".join(md))

@@ -232,6 +232,11 @@ class StructureHistory(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        line = self._append() if self.num_timesteps != self.last_step else read_history(self.run_dir)[-1]
+        if self.num_timesteps != self.last_step:
+            line = self._append()
+        else:  # the last update came after that step's snapshot: a discovery round it ran counts too
+            line = read_history(self.run_dir)[-1]
+            if isinstance(getattr(self.model, "discovery_log", None), list):
+                write_discovery_log(self.run_dir, self.model.discovery_log)
         if line.get("learned") or line.get("truth"):
             write_graph(line, self.run_dir / "graph.png", f"{self.title}, step {line['step']}")
