@@ -582,10 +582,10 @@ def test_runs_through_the_runner_and_logs_structure_and_weights(tmp_path):
     weights = progress[[f"causal/weights/a{i}" for i in range(4)]].iloc[-1].to_numpy()
     assert weights.sum() == pytest.approx(4.0, rel=1e-4) and weights[:2].min() > weights[2:].max()
     assert (result.run_dir / "summary.json").exists()
-    # the discovery round the agent recorded (at min(discovery_start, discovery_interval) = 200;
-    # the next is due at the run's last step, after its last update) is in discovery.jsonl
+    # both discovery rounds are in discovery.jsonl: the first at min(discovery_start,
+    # discovery_interval) = 200 and the one of the last update, which runs after that step's snapshot
     rounds = [json.loads(line) for line in (result.run_dir / "discovery.jsonl").read_text().splitlines()]
-    assert [record["step"] for record in rounds] == [200]
+    assert [record["step"] for record in rounds] == [200, 400]
 
 
 @pytest.mark.parametrize("field, value", [

@@ -340,3 +340,34 @@ def test_the_reference_line_check_kills_a_report_that_drops_the_lines(tmp_path, 
     write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200)
     with pytest.raises(AssertionError, match="no reference line 'acting expert'"):
         _assert_reference_lines(_reference_figure(figures), {"acting expert": -11.0, "judge": -5.0})
+
+
+def _discovery_line(weights, swapping, states=(2,)):
+    weights = np.asarray(weights, dtype=float)
+    blocks = [{"states": list(states), "actions": []}] if swapping is not None else []
+    return json.dumps({"round": 1, "step": 100, "action_weights": weights.tolist(),
+                       "action_weight_ratio": float(weights.max() / weights.min()), "swapped_blocks": blocks,
+                       "swapping": bool(swapping)})
+
+
+def test_causal_parts_table_counts_rounds_that_acted_and_the_seeds_rank_agreement(tmp_path):
+    sweep = tmp_path / "sweep"
+    rounds = {0: [([1.0, 1.0, 1.0], None), ([2.0, 1.0, 0.5], True)],  # final ranking a0 > a1 > a2
+              1: [([1.0, 1.4, 1.0], False), ([2.0, 0.5, 1.0], True)],  # a0 > a2 > a1: Spearman 0.5
+              2: [([1.6, 1.0, 1.0], False)]}  # no final ranking beyond a tie: left out of the agreement
+    for seed, lines in rounds.items():
+        path = _run_dir(sweep, f"cip__s{seed}", {"name": "cip"}, seed, final={"time/steps": 100, "regret/cumulative": 1.0})
+        body = "\n".join(_discovery_line(weights, swapping, states=(1, 2)) for weights, swapping in lines)
+        (path / "discovery.jsonl").write_text(body + "\n" + '{"round": 3, "act')  # a line cut by a kill
+    one_action = _run_dir(sweep, "ace__s0", {"name": "ace"}, 0, final={"time/steps": 100, "regret/cumulative": 1.0})
+    (one_action / "discovery.jsonl").write_text(_discovery_line([1.0], swapping=False) + "\n")
+    _run_dir(sweep, "ucb__s0", {"name": "ucb"}, 0, final={"time/steps": 100, "regret/cumulative": 1.0})
+
+    markdown = write_report([sweep], out=tmp_path / "out", reps=200).markdown.read_text()
+    table = markdown.split("## Causal parts (discovery rounds)")[1]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in table.splitlines() if line.startswith("| ") and "---" not in line and "agent" not in line}
+    assert set(rows) == {"cip", "ace"}  # ucb discovers nothing: no row
+    # cip: 3 seeds, 5 rounds; ratios 1, 4, 1.4, 4, 1.6 -> 3 of 5 reach 1.5; swapped in 2 rounds, 2 dims each
+    assert rows["cip"][1:] == ["3", "3/5", "1.60", "2/5", "2.0", "1.87, 0.83, 0.83", "0.50"]
+    assert rows["ace"][1:] == ["1", "n/a (1 action, 1 rounds)", "1.00", "0/1", "0.0", "1.00", "n/a"]
