@@ -27,6 +27,7 @@ from causalrl.agents.csl_ucb import (
 from causalrl.agents.ucb import UCB
 from causalrl.core.graph import is_acyclic
 from causalrl.core.mutual_information import (
+    digamma_of_counts,
     ksg_mutual_information,
     ksg_mutual_information_many,
 )
@@ -258,6 +259,21 @@ def test_ksg_matches_gaussian_closed_form(rho):
         y = rho * x + math.sqrt(1 - rho**2) * noise
         estimates.append(ksg_mutual_information(x, y, k=5))
     assert abs(np.mean(estimates) - truth) < 0.06
+
+
+def test_digamma_of_counts_is_scipys_digamma_to_one_ulp():
+    # the harmonic-number table below 10 and the asymptotic series from 10 on (a dropped term or a
+    # wrong switch point is off by far more than 1e-15)
+    from scipy.special import digamma
+
+    counts = np.concatenate([np.arange(0, 5000), np.geomspace(5000, 2_000_000, 500).astype(int)])
+    ours, theirs = digamma_of_counts(counts), digamma(counts.astype(float))
+    assert ours[0] == theirs[0] == -np.inf
+    np.testing.assert_allclose(ours[1:], theirs[1:], rtol=4e-16, atol=0)
+    assert np.mean(ours == theirs) > 0.99
+    assert digamma_of_counts(7).shape == () and digamma_of_counts([[3, 12]]).shape == (1, 2)
+    with pytest.raises(ValueError, match="counts >= 0"):
+        digamma_of_counts([-1])
 
 
 def test_ksg_batched_equals_single_and_vector_form():
