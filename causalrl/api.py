@@ -174,7 +174,7 @@ class BenchOutcome:
     """One suite at one tier (``causalrl bench``): its folder, the exact command that reproduces
     it, each stage's sweep outcome (in order), the report and the leaderboard of the compared
     stages (``leaderboard.markdown``, ``.csv``, ``.png``, ``.rows``, ``.text``; None when no stage
-    is compared)."""
+    is compared), and one more leaderboard per agent of the suite's ``compare.also_against``."""
 
     suite: str
     tier: str
@@ -183,6 +183,7 @@ class BenchOutcome:
     stages: list = field(repr=False)
     report: object = field(default=None, repr=False)
     leaderboard: object = field(default=None, repr=False)
+    more_leaderboards: list = field(default_factory=list, repr=False)
 
     @property
     def failed(self) -> dict[str, dict]:
@@ -232,8 +233,11 @@ def bench(suite: str | Path, tier: str = "standard", workers: int | None = None,
         dirs = [each.sweep_dir(stage) for stage in each.compared]
         if dirs:
             outcome.report = write_report(dirs, out=each.directory / "report", reps=reps, progress=progress)
-            outcome.leaderboard = write_leaderboard(dirs, out=each.directory, baseline=each.baseline, metrics=list(each.metrics),
-                                                    reps=reps, title=_bench_title(each), command=command)
+            boards = [write_leaderboard(dirs, out=each.directory / ("" if baseline == each.baseline else f"vs-{baseline}"),
+                                        baseline=baseline, metrics=list(each.metrics), reps=reps,
+                                        title=_bench_title(each), command=command)
+                      for baseline in (each.baseline, *each.also_against)]
+            outcome.leaderboard, outcome.more_leaderboards = boards[0], boards[1:]
         outcomes.append(outcome)
     return outcomes if str(suite) == "all" else outcomes[0]
 

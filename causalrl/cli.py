@@ -130,6 +130,9 @@ def _command_bench(args) -> int:
             board = outcome.leaderboard
             print(board.text)
             print(f"leaderboard: {board.markdown}  table: {board.csv}  plot: {board.png}  report: {outcome.report.markdown}")
+        for board in outcome.more_leaderboards:
+            print(board.text)
+            print(f"leaderboard: {board.markdown}  table: {board.csv}  plot: {board.png}")
         print(f"reproduce: {outcome.command}")
     return 1 if any(outcome.failed for outcome in outcomes) else 0
 

@@ -4,6 +4,8 @@ shipped suite file read for every tier."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -67,6 +69,24 @@ def test_a_suite_runs_end_to_end_and_again_skips_finished_trials(tmp_path, capsy
     assert _bench(path, tmp_path / "runs") == 0  # again: nothing is re-run
     assert "4 trials, 4 ok (4 already finished), 0 failed" in capsys.readouterr().out
     assert (sweep / "trials.jsonl").read_text().splitlines() == lines
+    assert not (folder / "vs-linsem-ts-oracle").exists()
+
+
+def test_also_against_writes_one_more_leaderboard_per_baseline(tmp_path, capsys):
+    path = _files(tmp_path, compare={"baseline": "ucb", "metrics": ["regret/cumulative"],
+                                     "also_against": ["linsem-ts-oracle"]})
+    assert _bench(path, tmp_path / "runs") == 0
+    folder = tmp_path / "runs" / "bench" / "tiny" / "smoke"
+    main_board = (folder / "leaderboard.csv").read_text()
+    other_board = (folder / "vs-linsem-ts-oracle" / "leaderboard.csv").read_text()
+    out = capsys.readouterr().out
+    assert "baseline: ucb " in out and "baseline: linsem-ts-oracle " in out and "vs-linsem-ts-oracle/leaderboard.md" in out
+    # each board pairs the other agent with its own baseline: the differences change sign
+    rows = {board: list(csv.DictReader(io.StringIO(text))) for board, text in (("ucb", main_board),
+                                                                                ("oracle", other_board))}
+    ucb_vs_oracle = [float(r["difference"]) for r in rows["oracle"] if r["agent"] == "ucb"]
+    oracle_vs_ucb = [float(r["difference"]) for r in rows["ucb"] if r["agent"] == "linsem-ts-oracle"]
+    assert ucb_vs_oracle and ucb_vs_oracle == pytest.approx([-d for d in oracle_vs_ucb])
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -76,6 +96,10 @@ def test_a_suite_runs_end_to_end_and_again_skips_finished_trials(tmp_path, capsy
     ({"stages": [{"sweep": "sweep-tiny.yaml", "tiers": {"smoke": {"seed": 3}}}]}, "stages[0].tiers.smoke: unknown key 'seed'"),
     ({"tiers": {**TIERS_SPEC, "smoke": {"seeds": -1}}}, "tiers.smoke: seeds must be a positive count"),
     ({"compare": {"baseline": "ucb"}}, "compare.metrics must be a non-empty list"),
+    ({"compare": {"baseline": "ucb", "metrics": ["regret/cumulative"], "also_against": "linsem-ts-oracle"}},
+     "compare.also_against must be a list of agents other than the baseline"),
+    ({"compare": {"baseline": "ucb", "metrics": ["regret/cumulative"], "also_against": ["ucb"]}},
+     "compare.also_against must be a list of agents other than the baseline"),
     ({"stages": [{"sweep": "sweep-tiny.yaml", "overrides": ["agents.ucb.exploraton=2"]}]}, "exploraton"),
 ])
 def test_bad_suite_files_are_one_line_errors(tmp_path, capsys, change, message):

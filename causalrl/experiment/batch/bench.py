@@ -21,6 +21,7 @@ A suite file (YAML; a path or a shipped ``bench-<suite>`` preset)::
     compare:                        # what the leaderboard pairs
       baseline: ucb                 # the agent every other agent is paired against
       metrics: [regret/cumulative, regret/window_optimal_action_rate]
+      also_against: [linsem-ts-oracle]  # optional: one more leaderboard per agent named here
 
 A stage's sweep-level overrides are, in this order (a later one wins): the stage's ``overrides``,
 the suite's tier ``overrides``, the stage's tier ``overrides``; its seeds are the stage's tier
@@ -36,6 +37,7 @@ The suite's folder::
       sweeps/<sweep name>/        one sweep directory per stage (the sweep file's plain name)
       report/                     the report of the compared stages
       leaderboard.md|csv|png      paired differences against the baseline, and the command
+      vs-<agent>/leaderboard.*    the same against each agent of ``compare.also_against``
 
 Every suite file is checked whole before anything runs (keys, tiers, stages, that each stage's
 sweep exists); each stage's trials are validated just before the stage runs, because an override
@@ -88,7 +90,8 @@ STAGE_KEYS = {
     "compare": "false leaves this stage out of the leaderboard (default true)",
 }
 TIER_KEYS = {"overrides": "sweep-level overrides (key=value)", "seeds": "a list of seeds, or a count n (0..n-1)"}
-COMPARE_KEYS = {"baseline": "the agent every other agent is paired against", "metrics": "final metrics to compare"}
+COMPARE_KEYS = {"baseline": "the agent every other agent is paired against", "metrics": "final metrics to compare",
+                "also_against": "more baselines: one more leaderboard each, in vs-<agent>/"}
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class Suite:
     metrics: tuple[str, ...]
     source: str  # what names the suite on the command line: the preset's suite name or the path
     label: str
+    also_against: tuple[str, ...] = ()  # more baselines, one leaderboard each in vs-<agent>/
 
     def sweep_dir(self, stage: Stage) -> Path:
         return self.directory / "sweeps" / stage.name
@@ -174,16 +178,19 @@ def _tiers(raw: Any, label: str, required: bool) -> dict[str, dict]:
     return {tier: _tier(raw[tier], f"{label}.{tier}") for tier in TIERS if tier in raw}
 
 
-def _compare(raw: Any, label: str) -> tuple[str | None, tuple[str, ...]]:
+def _compare(raw: Any, label: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
     raw = _check_keys(raw, COMPARE_KEYS, f"{label}: compare")
-    baseline, metrics = raw.get("baseline"), raw.get("metrics")
+    baseline, metrics, also = raw.get("baseline"), raw.get("metrics"), raw.get("also_against") or []
     if not isinstance(baseline, str) or not baseline:
         raise ConfigError(f"{label}: compare.baseline must name the agent every other agent is paired against")
     if isinstance(metrics, str):
         metrics = [metrics]
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m for m in metrics):
         raise ConfigError(f"{label}: compare.metrics must be a non-empty list of final metrics, e.g. [regret/cumulative]")
-    return baseline, tuple(metrics)
+    if not isinstance(also, list) or not all(isinstance(a, str) and a and a != baseline for a in also):
+        raise ConfigError(f"{label}: compare.also_against must be a list of agents other than the baseline, "
+                          f"e.g. [sac-delayed]")
+    return baseline, tuple(metrics), tuple(also)
 
 
 def _substitute(value: Any, bench_dir: str) -> Any:
@@ -274,9 +281,9 @@ def load_suite(source: str | Path, tier: str = "standard", output_dir: str | Pat
     directory = Path(output_dir if output_dir is not None else "runs") / "bench" / name / tier
     built = [_stage(entry, index, folder, tier, tiers[tier], label, str(directory)) for index, entry in enumerate(entries)]
     stages = _unique_names([stage for stage, _ in built], [own for _, own in built], label)
-    baseline, metrics = _compare(raw.get("compare"), label) if any(s.compare for s in stages) else (None, ())
+    baseline, metrics, also = _compare(raw.get("compare"), label) if any(s.compare for s in stages) else (None, (), ())
     return Suite(name, tier, directory, (raw.get("description") or "").strip(), (raw.get("docs") or "").strip(),
-                 tuple(stages), baseline, metrics, source_name, label)
+                 tuple(stages), baseline, metrics, source_name, label, also)
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -293,7 +300,7 @@ def _resolved(suite: Suite) -> dict:
     return {"bench": suite.name, "tier": suite.tier, "source": suite.source, "docs": suite.docs,
             "stages": [{"sweep": stage.sweep, "name": stage.name, "overrides": list(stage.overrides),
                         "seeds": stage.seeds, "compare": stage.compare} for stage in suite.stages],
-            "compare": {"baseline": suite.baseline, "metrics": list(suite.metrics)}}
+            "compare": {"baseline": suite.baseline, "metrics": list(suite.metrics), "also_against": list(suite.also_against)}}
 
 
 def run_suite(suite: Suite, workers: int | None = None, progress: bool = False) -> list[SweepOutcome]:
