@@ -41,6 +41,7 @@ from causalrl.core.metrics import structure_metrics
 from causalrl.core.registry import AGENTS
 from causalrl.core.rollout import episode_returns
 from causalrl.experiment.config import AgentConfig, EnvConfig, RunConfig
+from causalrl.experiment.run.history import read_history
 from causalrl.experiment.run.runner import run
 
 SMALL = dict(policy_kwargs={"net_arch": [32, 32]}, batch_size=64, learning_starts=100, buffer_size=10_000,
@@ -586,6 +587,11 @@ def test_runs_through_the_runner_and_logs_structure_and_weights(tmp_path):
     # discovery_interval) = 200 and the one of the last update, which runs after that step's snapshot
     rounds = [json.loads(line) for line in (result.run_dir / "discovery.jsonl").read_text().splitlines()]
     assert [record["step"] for record in rounds] == [200, 400]
+    # and the last structure.jsonl line (graph.png) holds that last round's parents
+    last = read_history(result.run_dir)[-1]
+    assert last["step"] == 400
+    assert np.flatnonzero(np.array(last["learned"]["state_to_reward"])[:, 0]).tolist() == rounds[-1]["reward_state_parents"]
+    assert np.flatnonzero(np.array(last["learned"]["action_to_reward"])[:, 0]).tolist() == rounds[-1]["reward_action_parents"]
 
 
 @pytest.mark.parametrize("field, value", [

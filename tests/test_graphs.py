@@ -146,3 +146,30 @@ def test_graph_command_redraws_at_a_checkpoint_and_the_report_shows_a_grid(tmp_p
     assert f"]({grid[0].name})" in report.markdown.read_text()
     line = json.loads((first / "structure.jsonl").read_text().splitlines()[-1])
     assert line["reward_node"] == 3
+
+
+def test_what_the_last_update_learned_reaches_structure_jsonl_discovery_jsonl_and_graph_png(tmp_path):
+    # CIP discovers inside train(), which SB3 calls after the step's callbacks: a round at the
+    # run's last step comes after that step's snapshot and must still be recorded at the end
+    from types import SimpleNamespace
+
+    from causalrl.experiment.run.callbacks import StructureHistory
+
+    model = SimpleNamespace(num_timesteps=100, discovery_log=[{"round": 1, "step": 100}],
+                            learned_structure={"state_to_reward": np.array([[1], [0]], dtype=bool)})
+    history = StructureHistory(tmp_path, interval=100)
+    history.model = model
+    history.num_timesteps = 100
+    history._on_step()  # the snapshot at step 100, before the last update
+    model.learned_structure = {"state_to_reward": np.array([[0], [1]], dtype=bool)}  # the last update's round
+    model.discovery_log = [*model.discovery_log, {"round": 2, "step": 100}]
+    history._on_training_end()
+    lines = read_history(tmp_path)
+    assert [line["step"] for line in lines] == [100, 100] and lines[-1]["learned"]["state_to_reward"] == [[0], [1]]
+    assert [json.loads(r)["round"] for r in (tmp_path / "discovery.jsonl").read_text().splitlines()] == [1, 2]
+    assert (tmp_path / "graph.png").stat().st_size > 1000
+    # nothing new learned at the end: no second line, the discovery log still rewritten
+    model.discovery_log = [*model.discovery_log, {"round": 3, "step": 100}]
+    history._on_training_end()
+    assert len(read_history(tmp_path)) == 2
+    assert len((tmp_path / "discovery.jsonl").read_text().splitlines()) == 3

@@ -232,11 +232,12 @@ class StructureHistory(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        if self.num_timesteps != self.last_step:
+        line = read_history(self.run_dir)[-1] if self.num_timesteps == self.last_step else None
+        if line is None or self._snapshot() != line:
+            # the last update ran after that step's snapshot: what it learned (a discovery round
+            # at the last step) is one more line at the same step, and the graph draws it
             line = self._append()
-        else:  # the last update came after that step's snapshot: a discovery round it ran counts too
-            line = read_history(self.run_dir)[-1]
-            if isinstance(getattr(self.model, "discovery_log", None), list):
-                write_discovery_log(self.run_dir, self.model.discovery_log)
+        elif isinstance(getattr(self.model, "discovery_log", None), list):  # a round that changed no parent
+            write_discovery_log(self.run_dir, self.model.discovery_log)
         if line.get("learned") or line.get("truth"):
             write_graph(line, self.run_dir / "graph.png", f"{self.title}, step {line['step']}")
