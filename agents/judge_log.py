@@ -1,12 +1,12 @@
 """Judge diagnostics of a learner trained beside an intervention wrapper (docs/rlif.md (b), (e)),
 shared by RLIF, DAgger and HG-DAgger; averaged over each logging interval:
 
-    judge/takeover_rate    share of learner-controlled steps at which the expert took over
-    judge/bad_rate         the learner's flagged share: judged learner actions found bad
-    judge/null_bad_rate    the share the do-nothing (mid-bounds) action would get on the same
-                           steps: a learner whose bad_rate is not clearly below it is no better
-                           than doing nothing in the judge's eyes
-    judge/q_gap_mean       mean Q(s, a_ref) - Q(s, a_pi) of the value test
+    judge/window_takeover_rate   share of learner-controlled steps at which the expert took over
+    judge/window_bad_rate        the learner's flagged share: judged learner actions found bad
+    judge/window_null_bad_rate   the share the do-nothing (mid-bounds) action would get on the same
+                                 steps: a learner whose bad rate is not clearly below it is no
+                                 better than doing nothing in the judge's eyes
+    judge/window_q_gap_mean      mean Q(s, a_ref) - Q(s, a_pi) of the value test
 
 and, once calibrated, the constants ``judge/delta`` and the judge check's rates at it
 (``judge/own_flag_rate``, ``judge/expert_flag_rate``, ``judge/null_flag_rate``). A falling
@@ -45,16 +45,16 @@ def record_judge_step(logger, info: dict, env=None) -> None:
     if logger is None or "intervened" not in info:
         return
     if info.get("intervention_started") or not info["intervened"]:
-        logger.record_mean("judge/takeover_rate", float(bool(info.get("intervention_started"))))
+        logger.record_mean("judge/window_takeover_rate", float(bool(info.get("intervention_started"))))
     if not info.get("judged"):
         return
-    logger.record_mean("judge/bad_rate", float(info.get("judged_bad", False)))
+    logger.record_mean("judge/window_bad_rate", float(info.get("judged_bad", False)))
     if "null_judged_bad" in info:
-        logger.record_mean("judge/null_bad_rate", float(info["null_judged_bad"]))
+        logger.record_mean("judge/window_null_bad_rate", float(info["null_judged_bad"]))
     gap = info.get("q_gap")
     if gap is None or not np.isfinite(gap):
         return  # the distance gate has no Q gap
-    logger.record_mean("judge/q_gap_mean", float(gap))
+    logger.record_mean("judge/window_q_gap_mean", float(gap))
     delta, stats = _calibration(env) if env is not None else (float("nan"), None)
     if np.isfinite(delta):
         logger.record("judge/delta", delta)

@@ -29,9 +29,9 @@ otherwise learn from all-zero rewards). The replay buffer is not part of ``save(
 transition (the one-step labelling lag leaves it empty at the first step).
 
 Judge diagnostics go to the SB3 logger, averaged over each logging interval
-(``causalrl.agents.judge_log``): ``judge/takeover_rate``, ``judge/bad_rate`` (the learner's
-flagged share), ``judge/null_bad_rate`` (the share the do-nothing action would get),
-``judge/q_gap_mean``, ``judge/delta`` and the judge check's rates.
+(``causalrl.agents.judge_log``): ``judge/window_takeover_rate``, ``judge/window_bad_rate`` (the
+learner's flagged share), ``judge/window_null_bad_rate`` (the share the do-nothing action would
+get), ``judge/window_q_gap_mean``, ``judge/delta`` and the judge check's rates.
 
 The learner is RLPD-style SAC (docs/rlif.md (b) table): a tanh-Gaussian actor; an ensemble of
 ``n_critics`` Q networks with LayerNorm, held as one vectorised ``EnsembleCritic`` (docs/rlif.md

@@ -541,11 +541,11 @@ def test_rlif_logs_judge_decisions(tmp_path):
     with open(tmp_path / "progress.csv") as file:
         rows = list(csv.DictReader(file))
     values = {key: [float(r[key]) for r in rows if r.get(key)] for key in
-              ("judge/takeover_rate", "judge/bad_rate", "judge/q_gap_mean", "judge/delta")}
+              ("judge/window_takeover_rate", "judge/window_bad_rate", "judge/window_q_gap_mean", "judge/delta")}
     assert all(values.values()), values
     assert set(values["judge/delta"]) == {0.7}
-    assert all(0 <= v <= 1 for v in values["judge/takeover_rate"] + values["judge/bad_rate"])
-    assert all(v >= 0 for v in values["judge/q_gap_mean"])  # Q* gaps to the optimal action are >= 0
+    assert all(0 <= v <= 1 for v in values["judge/window_takeover_rate"] + values["judge/window_bad_rate"])
+    assert all(v >= 0 for v in values["judge/window_q_gap_mean"])  # Q* gaps to the optimal action are >= 0
 
 
 # --- interventions from a config, for any gymnasium id --------------------------------------------

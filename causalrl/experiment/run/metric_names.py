@@ -39,7 +39,8 @@ class Metric:
 
 
 #: every metric the runner's callbacks log (``causalrl.experiment.run.callbacks``,
-#: ``causalrl.experiment.run.evaluation``); agents add their own groups (``train/*``, ``judge/*``)
+#: ``causalrl.experiment.run.evaluation``), SB3's ``train/*`` group, and the judge diagnostics that
+#: the intervention learners log (``causalrl.agents.judge_log``); agents may add groups of their own
 METRICS = (
     Metric("time/steps", "env steps so far (the x axis of every curve)", "every row"),
     Metric("time/total_timesteps", "env steps so far, as SB3 counts them", "every row; console and W&B only "
@@ -72,6 +73,14 @@ METRICS = (
            "`log_interval` steps (expert steps included: not an evaluation)", "worlds that report a task reward"),
     Metric("task/window_normalised_score", "task/window_return_mean on the world's normalised scale "
            "(0 = uniform random, 1 = optimal)", "those with a normalised score"),
+    Metric("judge/window_takeover_rate", "share of the learner-controlled steps in the last `log_interval` steps at "
+           "which the expert took over", "RLIF, DAgger and HG-DAgger on intervention worlds (docs/rlif.md (e))"),
+    Metric("judge/window_bad_rate", "the learner's flagged share: judged learner actions the judge found bad, over "
+           "the last `log_interval` steps", "as judge/window_takeover_rate"),
+    Metric("judge/window_null_bad_rate", "the share the do-nothing (mid-bounds) action would get on the same steps "
+           "(a learner not clearly below it is no better than doing nothing to the judge)", "as judge/window_takeover_rate"),
+    Metric("judge/window_q_gap_mean", "mean Q(s, a_ref) - Q(s, a_pi) of the judge's value test over the last "
+           "`log_interval` steps", "as judge/window_takeover_rate"),
     Metric("eval/mean_reward", "mean return of the deterministic policy alone over `eval_episodes` seeded "
            "episodes", "with `eval_interval`: every `eval_interval` steps and the last row", True),
     Metric("eval/deterministic_normalised_score", "eval/mean_reward on the world's normalised scale",
@@ -87,6 +96,10 @@ OLD_NAMES = {
     "eval/return_mean": "task/window_return_mean",
     "eval/normalised_score": "task/window_normalised_score",
     "eval/deterministic_return_mean": "eval/mean_reward",
+    "judge/takeover_rate": "judge/window_takeover_rate",
+    "judge/bad_rate": "judge/window_bad_rate",
+    "judge/null_bad_rate": "judge/window_null_bad_rate",
+    "judge/q_gap_mean": "judge/window_q_gap_mean",
 }
 
 _START, _END = "<!-- metrics:start -->", "<!-- metrics:end -->"
