@@ -371,3 +371,17 @@ def test_causal_parts_table_counts_rounds_that_acted_and_the_seeds_rank_agreemen
     # cip: 3 seeds, 5 rounds; ratios 1, 4, 1.4, 4, 1 -> 2 of 5 reach 1.5; swapped in 2 rounds, 2 dims each
     assert rows["cip"][1:] == ["3", "2/5", "1.40", "2/5", "2.0", "1.67, 0.83, 0.83", "0.50"]
     assert rows["ace"][1:] == ["1", "n/a (1 action, 1 rounds)", "1.00", "0/1", "0.0", "1.00", "n/a"]
+
+
+def test_a_nested_block_labels_only_its_entries_that_differ(tmp_path):
+    # two intervention worlds of one env id that differ only in the judge threshold: the table and
+    # the figure titles say `intervention.delta=...`, not the whole block twice
+    block = {"expert": "expert.zip", "judge": "judge.zip", "strategy": "value", "beta": 0.95}
+    for delta in (0.1, 0.5):
+        for seed in range(2):
+            _run_dir(tmp_path / "runs", f"ucb__d{delta}__s{seed}", {"name": "ucb"}, seed,
+                     final={"time/steps": 100, "regret/cumulative": 10.0 + seed},
+                     env_kwargs={"intervention": {**block, "delta": delta}})
+    markdown = write_report([tmp_path / "runs"], out=tmp_path / "out", reps=200).markdown.read_text()
+    headings = [line for line in markdown.splitlines() if line.startswith("## ") and "LinearSEM" in line]
+    assert headings == ["## LinearSEMBandit-v0 (intervention.delta=0.1)", "## LinearSEMBandit-v0 (intervention.delta=0.5)"]

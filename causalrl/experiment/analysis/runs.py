@@ -211,17 +211,37 @@ def _labels(identities: dict[str, dict], name_key: str, shorten=lambda name: nam
         by_name.setdefault(str(identity.get(name_key)), []).append(key)
     labels = {}
     for name, keys in by_name.items():
-        fields = sorted({field for key in keys for field in identities[key]} - {name_key})
-        varying = [f for f in fields if len({canonical(identities[key].get(f, "default")) for key in keys}) > 1]
+        varying = _varying({key: {f: v for f, v in identities[key].items() if f != name_key} for key in keys})
         for digits in (4, 8, None):  # shortest float format that keeps the labels distinct
             named = {}
             for key in keys:
-                parts = [f"{f}={_short(identities[key].get(f, 'default'), digits)}" for f in varying]
+                parts = [f"{'.'.join(path)}={_short(_at(identities[key], path), digits)}" for path in varying]
                 named[key] = shorten(name) + (f" ({', '.join(parts)})" if parts else "")
             if len(set(named.values())) == len(keys) or digits is None:
                 break
         labels.update(named)
     return labels
+
+
+def _varying(identities: dict[str, dict]) -> list[tuple[str, ...]]:
+    """The fields (as key paths) whose values differ between ``identities``; a mapping that every
+    identity has (an intervention world's ``intervention`` block) shows only its differing entries."""
+    paths = []
+    for field in sorted({field for identity in identities.values() for field in identity}):
+        values = {key: identity.get(field, "default") for key, identity in identities.items()}
+        if len({canonical(value) for value in values.values()}) <= 1:
+            continue
+        if all(isinstance(value, dict) for value in values.values()):
+            paths += [(field, *path) for path in _varying(values)]
+        else:
+            paths.append((field,))
+    return paths
+
+
+def _at(identity: dict, path: tuple[str, ...]):
+    for field in path:
+        identity = identity.get(field, "default") if isinstance(identity, dict) else "default"
+    return identity
 
 
 def _short(value, digits: int | None) -> str:
