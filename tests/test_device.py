@@ -78,3 +78,41 @@ def test_resolve_device_leaves_configs_without_a_device_alone(no_cuda):
     (auto,) = configs_from({"env": {"id": "Pendulum-v1"}, "agent": {"name": "sac", "device": "auto"}})
     resolved = resolve_device(auto, stream)
     assert resolved.agent.kwargs["device"] == "cpu" and stream.getvalue() == ""  # auto: recorded as used, silently
+
+
+def test_a_run_written_on_a_cuda_machine_resumes_here_on_the_cpu_and_says_so(in_tmp, capsys, monkeypatch):
+    import gymnasium.envs.classic_control.pendulum as pendulum
+    import stable_baselines3.common.base_class as base_class
+
+    import causalrl.experiment.run.device as device
+
+    # the first part "on a CUDA machine": causalrl keeps device cuda (SB3 still trains on the CPU);
+    # the env fails at its 70th step, after the checkpoint at step 50
+    monkeypatch.setattr(device, "available_device", lambda requested: (requested, ""))
+    monkeypatch.setattr(base_class, "get_device", lambda requested="auto": torch.device("cpu"))
+    step, calls = pendulum.PendulumEnv.step, []
+
+    def failing_step(self, action):
+        calls.append(1)
+        if len(calls) == 70:
+            raise RuntimeError("the machine went away")
+        return step(self, action)
+
+    monkeypatch.setattr(pendulum.PendulumEnv, "step", failing_step)
+    (in_tmp / "sac.yaml").write_text(json.dumps({**SAC, "checkpoint_interval": 50,
+                                                 "agent": {**SAC["agent"], "device": "cuda"}}))
+    assert main(["run", "--no-progress", "sac.yaml"]) == 1
+    (run_dir,) = [path.parent for path in in_tmp.rglob("config.yaml") if path.parent.name != in_tmp.name]
+    assert parse_yaml((run_dir / "config.yaml").read_text(), "config.yaml")["agent"]["device"] == "cuda"
+    monkeypatch.undo()
+    capsys.readouterr()
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # resumed where there is no CUDA
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert main(["run", "--resume", str(run_dir), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in (captured.err + captured.out).splitlines() if "device" in line.lower()]
+    assert lines == ["causalrl: agent.device=cuda: CUDA is not available on this machine; this run goes on on "
+                     "cpu; summary.json records it"]
+    assert json.loads((run_dir / "summary.json").read_text())["device"] == "cpu"
+    assert parse_yaml((run_dir / "config.yaml").read_text(), "config.yaml")["agent"]["device"] == "cuda"

@@ -36,9 +36,10 @@ def available_device(requested: str) -> tuple[str, str]:
     return requested, ""
 
 
-def resolve_device(config, stream=None):
+def resolve_device(config, stream=None, resumed: bool = False):
     """``config`` with its ``agent.device`` (when it sets one) replaced by the device this machine
-    runs it on; one line on ``stream`` (stderr) when that is a fallback."""
+    runs it on; one line on ``stream`` (stderr) when that is a fallback. ``resumed``: the config
+    of a run being resumed, whose config.yaml keeps the device it recorded."""
     requested = config.agent.kwargs.get("device")
     if not isinstance(requested, str):
         return config
@@ -46,8 +47,9 @@ def resolve_device(config, stream=None):
     if device == requested:
         return config
     if why:
-        print(f"causalrl: agent.device={requested}: {why}; this run uses {device} and records device: {device} "
-              "in config.yaml", file=stream or sys.stderr)
+        records = ("goes on on {device}; summary.json records it" if resumed
+                   else "uses {device} and records device: {device} in config.yaml").format(device=device)
+        print(f"causalrl: agent.device={requested}: {why}; this run {records}", file=stream or sys.stderr)
     agent = dataclasses.replace(config.agent, kwargs={**config.agent.kwargs, "device": device})
     return dataclasses.replace(config, agent=agent)
 

@@ -322,12 +322,15 @@ def _resume_locked(run_dir: Path, verbose: bool, progress_bar: bool | None, trus
     check_history(run_dir, step)
     set_random_seed(config.seed)
     env = build_training_env(config)
+    # a run written on another machine (device: cuda) goes on with what this one has, saying so
+    # once; config.yaml keeps what it recorded, and summary.json records the device used
+    here = resolve_device(config, resumed=True)
     if checkpoint is None:
-        agent, state = build_agent(config, env), None
+        agent, state = build_agent(here, env), None
     else:
-        device = {"device": config.agent.kwargs["device"]} if "device" in config.agent.kwargs else {}
+        device = {"device": here.agent.kwargs["device"]} if "device" in here.agent.kwargs else {}
         agent_cls = resolve_agent(config.agent.name)
-        fresh = build_agent(config, env) if _is_sb3_algorithm(agent_cls) else None  # what the checkpoint must match
+        fresh = build_agent(here, env) if _is_sb3_algorithm(agent_cls) else None  # what the checkpoint must match
         with trusting(config.trust_models):
             agent, state = load_checkpoint(checkpoint, agent_cls, env, fresh_metrics=MetricsCallback(config.log_interval),
                                            fresh_agent=fresh, **device)
