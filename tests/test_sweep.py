@@ -147,3 +147,20 @@ def test_ray_backend_gives_the_same_results(tmp_path):
                    "--no-progress"])
     assert status == 0
     assert _results(local.directory) == _results(tmp_path / "ray" / "sweeps" / "grid")
+
+
+def test_a_finished_sac_trial_with_policy_kwargs_is_skipped_when_the_sweep_runs_again(tmp_path, capsys):
+    # SB3 writes use_sde into the policy_kwargs it is given; config.yaml must still record the
+    # sweep's config, or a second run of the sweep refuses the finished trial as changed
+    sac = {"experiment": "sac", "total_steps": 60, "log_interval": 30, "save_model": False, "env": {"id": "Pendulum-v1"},
+           "agents": [{"name": "sac", "learning_starts": 30, "batch_size": 16, "buffer_size": 100,
+                       "policy_kwargs": {"net_arch": [8]}}]}
+    path = tmp_path / "sac-sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "sac-sweep", "base": sac, "seeds": [0]}, sort_keys=False))
+    argv = ["sweep", str(path), "--workers", "1", "--output-dir", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    (config,) = (tmp_path / "sweeps" / "sac-sweep").glob("*/config.yaml")
+    assert yaml.safe_load(config.read_text())["agent"]["policy_kwargs"] == {"net_arch": [8]}
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "1 trials, 1 ok (1 already finished)" in capsys.readouterr().out

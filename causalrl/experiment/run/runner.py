@@ -23,6 +23,7 @@ byte-identical to an uninterrupted run (docs/runner.md).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import shutil
@@ -199,8 +200,8 @@ def build_agent(config: RunConfig, env):
                           "set n_envs=1")
     policy = config.agent.policy or getattr(agent_cls, "default_policy", "MlpPolicy")
     check_buffer_memory(config, env)
-    try:
-        return agent_cls(policy, env, seed=config.seed, **config.agent.kwargs)
+    try:  # a copy: SB3 writes into the policy_kwargs it is given (use_sde), and config.yaml must not change
+        return agent_cls(policy, env, seed=config.seed, **copy.deepcopy(config.agent.kwargs))
     except AssertionError as error:  # SB3 checks spaces and settings with assert
         raise ConfigError(f"agent[{config.agent.name}]: {' '.join(str(error).split())}") from None
     except (ValueError, *CONSTRUCTION_ERRORS) as error:  # the learner's own check: one line naming the field
