@@ -4,7 +4,8 @@ Errors in what the user gave (config, overrides, graphs, files) print one line
 ``causalrl: error: ...`` and exit with status 2 before anything ran; a run that started and
 failed (a NaN/inf, an error or ``sys.exit`` in plugin code, a full disk; status.json says
 failed) prints one line and exits with status 1; a complete run exits 0 (docs/runner.md, exit
-codes); ``--debug`` shows the traceback instead.
+codes); ``--debug`` shows the traceback instead. This module is the parser and those exit codes;
+what each command does is :mod:`causalrl.commands`, loaded once a command runs.
 """
 
 from __future__ import annotations
