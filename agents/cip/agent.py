@@ -440,7 +440,7 @@ class CIP(SAC):
         entry = records.round_record(found, self.discovery_rounds, self.num_timesteps, previous,
                                      records.dimension_names(self.env, "state_names", n_states),
                                      records.dimension_names(self.env, "action_names", n_actions))
-        entry["swapping"] = bool(self.augmentation and found.swap_blocks)  # what the learner does this round
+        entry["swapping"] = bool(self.augmentation and found.swap_blocks)  # b.2: whether this agent swaps now
         self.discovery_log.append(entry)
         records.record_round(self.logger.record, found, entry, time.perf_counter() - started, self.augmentation)
         line = records.round_line(entry, self.augmentation)

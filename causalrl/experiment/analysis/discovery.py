@@ -13,6 +13,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from causalrl.experiment.analysis.runs import Group
 from causalrl.experiment.run.history import DISCOVERY_FILE
@@ -39,22 +40,11 @@ def _rounds(run_dir: Path) -> list[dict]:
 
 
 def _rank_agreement(final_weights: list[np.ndarray]) -> float | None:
-    """Mean pairwise Spearman rank correlation of the seeds' final action weights; None with fewer
-    than two actions or two seeds whose weights are not all equal (no ranking to compare)."""
-    ranked = [_ranks(w) for w in final_weights if w.size >= 2 and np.ptp(w) > 0]
-    pairs = [float(np.corrcoef(a, b)[0, 1]) for a, b in combinations(ranked, 2)]
+    """Mean pairwise Spearman rank correlation of the seeds' final action weights; None with one
+    action, or fewer than two seeds whose weights are not all equal (no ranking to compare)."""
+    ranked = [w for w in final_weights if w.size >= 2 and np.ptp(w) > 0]
+    pairs = [float(spearmanr(a, b)[0]) for a, b in combinations(ranked, 2)]
     return float(np.mean(pairs)) if pairs else None
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (as Spearman's correlation takes them)."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(values.size)
-    ranks[order] = np.arange(values.size, dtype=float)
-    for value in np.unique(values):
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
 
 
 def causal_part_rows(groups: list[Group]) -> list[dict]:

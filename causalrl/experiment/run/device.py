@@ -47,8 +47,8 @@ def resolve_device(config, stream=None, resumed: bool = False):
     if device == requested:
         return config
     if why:
-        records = ("goes on on {device}; summary.json records it" if resumed
-                   else "uses {device} and records device: {device} in config.yaml").format(device=device)
+        records = (f"goes on on {device}; summary.json records it" if resumed
+                   else f"uses {device} and records device: {device} in config.yaml")
         print(f"causalrl: agent.device={requested}: {why}; this run {records}", file=stream or sys.stderr)
     agent = dataclasses.replace(config.agent, kwargs={**config.agent.kwargs, "device": device})
     return dataclasses.replace(config, agent=agent)
