@@ -10,20 +10,22 @@ ratio within a round (both agents of a pair ran back to back there, under the sa
 
 1. ``rlif``: RLIF (its 10 LayerNorm critics held as one batched ensemble, utd_ratio 1) against
    SB3 SAC with the same ``--net-arch``, both on ``causalrl/FactoredLQRIntervention-v0`` (the
-   same wrapped world: SAC learns from its task reward). Target: at most 1.5x. Also RLIF with
-   SAC's critics (2, no LayerNorm), which separates RLIF's own per-step work (labelling,
-   storing, judge logging) from its ensemble's arithmetic.
+   same wrapped world: SAC learns from its task reward), eager and with ``compile_critics=True``
+   (compiled during the warm-up; the JSON keeps each agent's warm-up seconds). Target: at most
+   1.5x. Also RLIF with SAC's critics (2, no LayerNorm), which separates RLIF's own per-step work
+   (labelling, storing, judge logging) from its ensemble's.
 2. ``cip``: CIP with policy_delay=1 against SB3 SAC, and CIP (actor every 2nd update) against
    ``DelayedSAC`` (the same schedule), with ``--net-arch``, on ``--cip-env`` (default
    Pendulum-v1, ``--cip-steps`` 3000 in chunks of 250 as docs/cip.md's speed table; on
    causalrl/FactoredLQR-v0 with 20 distractor states and 4 irrelevant actions); discovery every
    third of the timed steps on as many transitions, empowerment from update 0. Target: at most 1.1x.
+   Also CIP with its empowerment term, then its discovery rounds, switched off: what each costs.
 3. ``seeds``: ``BatchedSAC`` with K seeds in one process against one SB3 SAC run on
    Pendulum-v1. K sequential SB3 runs take K times one run's time per step, so the gain in seeds
    per second is K t_sb3 / t_batched. K = 5 and 10 at (64, 64) (target for K = 10: at least 3x),
    and K = 10 at (256, 256) (``--large-steps``, no target).
 
-    python benchmarks/speed.py [--parts rlif cip seeds] [--steps 600] [--chunk 150]
+    python benchmarks/speed.py [--parts rlif cip seeds] [--steps 1200] [--chunk 100]
         [--warmup 150] [--net-arch 64 64] [--large-steps 150] [--cip-env Pendulum-v1]
         [--cip-steps 3000] [--cip-chunk 250]
 
@@ -54,15 +56,25 @@ OUTPUT = Path("runs/benchmarks/speed.json")
 CIP_ENV_KWARGS = {"causalrl/FactoredLQR-v0": {"n_distractor_states": 20, "n_irrelevant_actions": 4}}
 
 
+def fresh(net_arch: list[int], seed: int | None = None, **policy) -> dict:
+    """Keyword arguments for one agent, in a dict of its own: SB3 writes into the policy_kwargs it
+    is given (``use_sde``), which BatchedSAC then refuses, so agents never share one."""
+    seeded = {} if seed is None else {"seed": seed}
+    return {**seeded, "learning_starts": 100, "policy_kwargs": {"net_arch": list(net_arch), **policy}}
+
+
 def race(agents: dict[str, Callable[[], object]], baseline: dict[str, str], steps: int, chunk: int,
          warmup: int) -> dict:
     """Build the agents, run ``warmup`` untimed steps each, then ``steps`` timed steps each in
     alternating chunks. Returns ms per step and the ratios to each agent's baseline."""
     built = {name: make() for name, make in agents.items()}
-    for agent in built.values():
+    warmup_seconds = {}
+    for name, agent in built.items():
         if hasattr(agent, "set_logger"):
             agent.set_logger(configure(None, []))
-        agent.learn(warmup)
+        started = time.perf_counter()
+        agent.learn(warmup)  # a compiled agent compiles here, at its first update
+        warmup_seconds[name] = time.perf_counter() - started
     seconds, done, rounds = dict.fromkeys(built, 0.0), dict.fromkeys(built, 0), []
     while min(done.values()) < steps:
         rounds.append({})
@@ -79,7 +91,7 @@ def race(agents: dict[str, Callable[[], object]], baseline: dict[str, str], step
         "ratio": {name: per_step[name] / per_step[baseline[name]] for name in built},
         "ratio_round_median": {name: float(np.median([r[name] / r[baseline[name]] for r in rounds]))
                                for name in built},
-        "baseline": baseline, "rounds": len(rounds),
+        "baseline": baseline, "rounds": len(rounds), "warmup_seconds": warmup_seconds,
     }
 
 
@@ -89,14 +101,18 @@ def rlif_part(args) -> dict:
     def world():
         return gym.make("causalrl/FactoredLQRIntervention-v0", expert_level="weak")
 
-    common = {"seed": args.seed, "learning_starts": 100, "policy_kwargs": {"net_arch": args.net_arch}}
-    plain = {**common, "policy_kwargs": {"net_arch": args.net_arch, "critic_layer_norm": False}}
-    agents = {"sac": lambda: SAC("MlpPolicy", world(), **common),
-              "rlif": lambda: RLIF("MlpPolicy", world(), utd_ratio=1, **common),
+    def common():
+        return fresh(args.net_arch, args.seed)
+
+    agents = {"sac": lambda: SAC("MlpPolicy", world(), **common()),
+              "rlif": lambda: RLIF("MlpPolicy", world(), utd_ratio=1, **common()),
+              "rlif (compiled critics)": lambda: RLIF("MlpPolicy", world(), utd_ratio=1, compile_critics=True,
+                                                      **common()),
               # SAC's critics exactly (2, no LayerNorm): RLIF's own per-step cost without its ensemble
-              "rlif (2 critics, no LayerNorm)": lambda: RLIF("MlpPolicy", world(), utd_ratio=1, n_critics=2, **plain)}
+              "rlif (2 critics, no LayerNorm)": lambda: RLIF("MlpPolicy", world(), utd_ratio=1, n_critics=2,
+                                                             **fresh(args.net_arch, args.seed, critic_layer_norm=False))}
     result = race(agents, dict.fromkeys(agents, "sac"), args.steps, args.chunk, args.warmup)
-    result["targets"] = {"rlif": ("<=", 1.5, "ratio")}
+    result["targets"] = {"rlif": ("<=", 1.5, "ratio"), "rlif (compiled critics)": ("<=", 1.5, "ratio")}
     return result
 
 
@@ -108,14 +124,21 @@ def cip_part(args) -> dict:
 
     interval = max(args.cip_steps // 3, 10)  # discovery every third of the run, on as many transitions
     discovery = {"discovery_interval": interval, "discovery_samples": interval}
-    common = {"seed": args.seed, "learning_starts": 100, "policy_kwargs": {"net_arch": args.net_arch}}
+
+    def common():
+        return fresh(args.net_arch, args.seed)
+
     agents = {
-        "sac": lambda: SAC("MlpPolicy", world(), **common),
-        "cip-delay1": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, policy_delay=1, **common, **discovery),
-        "sac-delayed": lambda: DelayedSAC("MlpPolicy", world(), **common),
-        "cip": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, **common, **discovery),
+        "sac": lambda: SAC("MlpPolicy", world(), **common()),
+        "cip-delay1": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, policy_delay=1, **common(), **discovery),
+        "sac-delayed": lambda: DelayedSAC("MlpPolicy", world(), **common()),
+        "cip": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, **common(), **discovery),
+        # where CIP's extra time goes: each of its two costly parts switched off in turn
+        "cip (empowerment off)": lambda: CIP("MlpPolicy", world(), empowerment=False, **common(), **discovery),
+        "cip (discovery off)": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, discovery=None, **common()),
     }
-    baseline = {"sac": "sac", "cip-delay1": "sac", "sac-delayed": "sac-delayed", "cip": "sac-delayed"}
+    baseline = {"sac": "sac", "cip-delay1": "sac", "sac-delayed": "sac-delayed", "cip": "sac-delayed",
+                "cip (empowerment off)": "sac-delayed", "cip (discovery off)": "sac-delayed"}
     result = race(agents, baseline, args.cip_steps, args.cip_chunk, args.warmup)
     result["env"] = args.cip_env
     result["targets"] = {"cip-delay1": ("<=", 1.1, "ratio"), "cip": ("<=", 1.1, "ratio")}
@@ -123,11 +146,11 @@ def cip_part(args) -> dict:
 
 
 def seeds_part(args, net_arch: list[int], counts: list[int], steps: int, chunk: int) -> dict:
-    common = {"learning_starts": 100, "policy_kwargs": {"net_arch": net_arch}}
-    agents = {"sb3-sac (1 seed)": lambda: SAC("MlpPolicy", "Pendulum-v1", seed=args.seed, **common)}
+    agents = {"sb3-sac (1 seed)": lambda: SAC("MlpPolicy", "Pendulum-v1", **fresh(net_arch, args.seed))}
     for count in counts:
         seeds = list(range(args.seed, args.seed + count))
-        agents[f"batched K={count}"] = lambda seeds=seeds: BatchedSAC("Pendulum-v1", seeds, device="cpu", **common)
+        agents[f"batched K={count}"] = lambda seeds=seeds: BatchedSAC("Pendulum-v1", seeds, device="cpu",
+                                                                                     **fresh(net_arch))
     baseline = dict.fromkeys(agents, "sb3-sac (1 seed)")
     result = race(agents, baseline, steps, chunk, args.warmup)
     # seeds per second relative to sequential SB3 runs: K t_sb3 / t_batched
@@ -163,8 +186,8 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["rlif", "cip", "seeds"], choices=["rlif", "cip", "seeds"])
-    parser.add_argument("--steps", type=int, default=600, help="timed env steps per agent")
-    parser.add_argument("--chunk", type=int, default=150, help="steps per alternation")
+    parser.add_argument("--steps", type=int, default=1200, help="timed env steps per agent")
+    parser.add_argument("--chunk", type=int, default=100, help="steps per alternation")
     parser.add_argument("--warmup", type=int, default=150, help="untimed steps per agent first (>= learning_starts)")
     parser.add_argument("--net-arch", type=int, nargs="+", default=[64, 64], help="rlif and cip widths")
     parser.add_argument("--large-steps", type=int, default=150, help="timed steps of the (256, 256) seeds part")

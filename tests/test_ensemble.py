@@ -8,8 +8,15 @@ test_per_member_generators); a missing transpose, LayerNorm or head in the conve
 (test_round_trip_through_sequentials, test_batched_critic_matches_ten_separate_networks); wrong
 output/gradient of any member (test_batched_critic_matches_ten_separate_networks); a target subset
 evaluating the wrong critics (test_member_subset_runs_those_members); a legacy critic checkpoint
-loaded into the wrong slots (test_rlif_reads_models_saved_with_separate_critics).
+loaded into the wrong slots (test_rlif_reads_models_saved_with_separate_critics); a one-column
+head computed other than as its member's affine map, or its gradients
+(test_batched_critic_matches_ten_separate_networks, with actions requiring gradients); a compiled
+critic that computes something else, or differs between two runs of one seed
+(test_compiled_critics_train_as_the_eager_ones); a failed compilation that crashes, stays silent
+or warns at every call (test_a_failed_compilation_warns_once_and_runs_eagerly).
 """
+
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -100,11 +107,16 @@ def test_batched_critic_matches_ten_separate_networks(layer_norm):
     separate = th.cat([network(th.cat([obs, actions], dim=1)) for network in networks], dim=1)
     th.testing.assert_close(q, separate, rtol=1e-5, atol=1e-6)
     assert all(th.equal(a, b) for a, b in zip(critic(obs, actions), q.unsqueeze(-1).unbind(1)))  # SB3's tuple surface
+    weights = th.randn(10)  # the actor's path: gradients into the actions through every member's head
+    ours_da, = th.autograd.grad((q * weights).sum(), actions, retain_graph=True)
+    theirs_da, = th.autograd.grad((separate * weights).sum(), actions, retain_graph=True)
+    th.testing.assert_close(ours_da, theirs_da, rtol=1e-4, atol=1e-6)
     ((q - target) ** 2).mean(0).sum().backward()
     ((separate - target) ** 2).mean(0).sum().backward()
     grads = {name: p.grad for name, p in critic.q_ensemble.named_parameters()}
     for member, network in enumerate(networks):
         th.testing.assert_close(grads["hidden.0.weight"][member], network[0].weight.grad.T, rtol=1e-4, atol=1e-6)
+        th.testing.assert_close(grads["output.weight"][member], network[-1].weight.grad.T, rtol=1e-4, atol=1e-6)
         th.testing.assert_close(grads["output.bias"][member, 0], network[-1].bias.grad, rtol=1e-4, atol=1e-6)
         if layer_norm:
             th.testing.assert_close(grads["norms.1.weight"][member, 0], network[4].weight.grad, rtol=1e-4, atol=1e-6)
@@ -201,3 +213,47 @@ def test_rlif_critics_start_where_sb3s_separate_critics_start():
             for a, b in zip(network.state_dict().values(), reference.state_dict().values(), strict=True):
                 assert th.equal(a, b)
     assert all(th.equal(a, b) for a, b in zip(ours.actor.state_dict().values(), theirs.actor.state_dict().values()))
+
+
+def _small_rlif(compile_critics):
+    world = FactoredLQR(horizon=20)
+    env = InterventionWrapper(world, LQRExpert(world, level="weak"), delta=3.0)
+    model = RLIF("MlpPolicy", env, seed=0, learning_starts=20, batch_size=16, n_critics=3,
+                 compile_critics=compile_critics, policy_kwargs={"net_arch": [8, 8]})
+    model.set_logger(configure(None, []))
+    model.learn(30)  # ten updates
+    return model
+
+
+def test_compiled_critics_train_as_the_eager_ones():
+    """compile_critics=True is the same algorithm: from one seed, ten updates leave every parameter
+    within float rounding of the eager run's, and a second compiled run repeats the first
+    exactly. The compiled path really ran (a fallback to eager would make this test vacuous).
+    Costs about 15 s: the compilation."""
+    eager, compiled, again = _small_rlif(False), _small_rlif(True), _small_rlif(True)
+    assert eager.critic._compiled is None and compiled.critic._compiled is True
+    assert compiled.critic_target._compiled is True
+    for ours, theirs, repeat in zip(compiled.policy.parameters(), eager.policy.parameters(), again.policy.parameters()):
+        th.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+        assert th.equal(ours, repeat)
+    assert compiled._n_updates == 10
+
+
+def test_a_failed_compilation_warns_once_and_runs_eagerly():
+    obs_space = gym.spaces.Box(-1, 1, (6,), np.float32)
+    act_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    critic = EnsembleCritic(obs_space, act_space, [16], nn.Flatten(), 6, n_critics=4, layer_norm=True, compile=True)
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found\nthe rest of the report")
+
+    critic.q_ensemble._compiled_call_impl = no_compiler  # what a failing torch.compile does at the first call
+    obs, actions = th.randn(8, 6), th.rand(8, 2) * 2 - 1
+    with pytest.warns(RuntimeWarning, match=r"^compile: torch.compile of the critic ensemble failed "
+                                            r"\(InvalidCxxCompiler: no working C\+\+ compiler found\); it runs eagerly"):
+        q = critic.q_values(obs, actions)
+    networks = critic.q_ensemble.to_sequentials()
+    th.testing.assert_close(q, th.cat([n(th.cat([obs, actions], dim=1)) for n in networks], dim=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning, not one per call
+        assert th.equal(critic.q_values(obs, actions), q)
