@@ -41,6 +41,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
@@ -101,9 +102,7 @@ def rlif_part(args) -> dict:
     def world():
         return gym.make("causalrl/FactoredLQRIntervention-v0", expert_level="weak")
 
-    def common():
-        return fresh(args.net_arch, args.seed)
-
+    common = partial(fresh, args.net_arch, args.seed)  # a new dict per agent
     agents = {"sac": lambda: SAC("MlpPolicy", world(), **common()),
               "rlif": lambda: RLIF("MlpPolicy", world(), utd_ratio=1, **common()),
               "rlif (compiled critics)": lambda: RLIF("MlpPolicy", world(), utd_ratio=1, compile_critics=True,
@@ -125,9 +124,7 @@ def cip_part(args) -> dict:
     interval = max(args.cip_steps // 3, 10)  # discovery every third of the run, on as many transitions
     discovery = {"discovery_interval": interval, "discovery_samples": interval}
 
-    def common():
-        return fresh(args.net_arch, args.seed)
-
+    common = partial(fresh, args.net_arch, args.seed)  # a new dict per agent
     agents = {
         "sac": lambda: SAC("MlpPolicy", world(), **common()),
         "cip-delay1": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, policy_delay=1, **common(), **discovery),
