@@ -109,7 +109,7 @@ def rlif_part(args) -> dict:
                                                       **common()),
               # SAC's critics exactly (2, no LayerNorm): RLIF's own per-step cost without its ensemble
               "rlif (2 critics, no LayerNorm)": lambda: RLIF("MlpPolicy", world(), utd_ratio=1, n_critics=2,
-                                                             **fresh(args.net_arch, args.seed, critic_layer_norm=False))}
+                                                             **common(critic_layer_norm=False))}
     result = race(agents, dict.fromkeys(agents, "sac"), args.steps, args.chunk, args.warmup)
     result["targets"] = {"rlif": ("<=", 1.5, "ratio"), "rlif (compiled critics)": ("<=", 1.5, "ratio")}
     return result
