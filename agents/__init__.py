@@ -58,6 +58,7 @@ _EXPORTS = {
     "DelayedSAC": "causalrl.agents.cip", "CIPNoEmpowerment": "causalrl.agents.cip",
     "RLIF": "causalrl.agents.rlif", "DAgger": "causalrl.agents.dagger", "HGDAgger": "causalrl.agents.dagger",
     "EnsembleMLP": "causalrl.agents.ensemble", "EnsembleCritic": "causalrl.agents.ensemble",
+    "EnsembleSACPolicy": "causalrl.agents.ensemble",
     "BatchedSAC": "causalrl.agents.batched_sac",
 }
 __all__ = list(_EXPORTS)

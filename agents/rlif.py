@@ -52,12 +52,11 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import polyak_update
-from stable_baselines3.sac.policies import SACPolicy
 from torch.nn import functional as F
 
-from causalrl.agents.ensemble import EnsembleCritic, frozen_parameters
+from causalrl.agents.ensemble import EnsembleCritic, EnsembleSACPolicy, frozen_parameters, fused_adam
 from causalrl.agents.judge_log import record_judge_step
-from causalrl.agents.nets import load_demonstrations
+from causalrl.agents.nets import load_demonstrations, squashed_gaussian_sample, temperature_step
 from causalrl.core.checks import check_int
 
 __all__ = ["RLIF", "EnsembleCritic", "LayerNormCritic", "RLIFPolicy"]
@@ -74,10 +73,11 @@ class LayerNormCritic(EnsembleCritic):
         super().__init__(*args, layer_norm=layer_norm, **kwargs)
 
 
-class RLIFPolicy(SACPolicy):
+class RLIFPolicy(EnsembleSACPolicy):
     """SAC's policy with an RLPD critic: ``n_critics`` (default 10) LayerNorm Q networks held as
     one vectorised ``EnsembleCritic`` (one batched product per layer for all of them, docs/rlif.md
-    (b) "Ensemble") and (256, 256, 256) hidden layers by default (docs/rlif.md (b) table).
+    (b) "Ensemble"), (256, 256, 256) hidden layers by default (docs/rlif.md (b) table), and
+    torch's fused Adam (``EnsembleSACPolicy``).
 
     :param critic_layer_norm: a LayerNorm after every hidden Linear of the critics (RLPD's
         ``critic_layer_norm``). Default True.
@@ -86,30 +86,9 @@ class RLIFPolicy(SACPolicy):
     """
 
     def __init__(self, *args, critic_layer_norm: bool = True, compile_critics: bool = False, **kwargs):
-        self.critic_layer_norm = critic_layer_norm
-        self.compile_critics = bool(compile_critics)
         kwargs.setdefault("net_arch", [256, 256, 256])
         kwargs.setdefault("n_critics", 10)
-        super().__init__(*args, **kwargs)
-
-    def _build(self, lr_schedule) -> None:
-        super()._build(lr_schedule)
-        if self.optimizer_class is th.optim.Adam and not {"fused", "foreach"} & set(self.optimizer_kwargs):
-            # the ensemble's Adam as torch's fused kernel: the same update, one kernel per tensor
-            # instead of about ten operations (docs/rlif.md (b) "Ensemble")
-            self.critic.optimizer = th.optim.Adam(self.critic.optimizer.param_groups[0]["params"], lr=lr_schedule(1),
-                                                  fused=True, **self.optimizer_kwargs)
-
-    def make_critic(self, features_extractor=None) -> EnsembleCritic:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return EnsembleCritic(layer_norm=self.critic_layer_norm, compile=self.compile_critics,
-                              **critic_kwargs).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["critic_layer_norm"] = self.critic_layer_norm
-        data["compile_critics"] = self.compile_critics
-        return data
+        super().__init__(*args, critic_layer_norm=critic_layer_norm, compile_critics=compile_critics, **kwargs)
 
 
 class RLIF(SAC):
@@ -227,6 +206,8 @@ class RLIF(SAC):
     # --- model and data ------------------------------------------------------------------------
     def _setup_model(self) -> None:
         super()._setup_model()
+        if self.ent_coef_optimizer is not None:  # the temperature's Adam fused too, as the policy's
+            self.ent_coef_optimizer = fused_adam(self.ent_coef_optimizer)
         self._pending_transition = None
         if self.demonstrations is not None:
             self.add_demonstrations(self.demonstrations)
@@ -339,7 +320,7 @@ class RLIF(SAC):
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             with th.no_grad():
                 # y = r~ + gamma m min_{k in K} Qbar_k(s', a'), a' ~ pi(.|s'), |K| = n_target_critics
-                next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
+                next_actions, next_log_prob = self._sample(batch.next_observations)
                 subset = th.randperm(self.n_critics, device=self.device)[: self.n_target_critics]
                 # only the subset's target critics are evaluated (the others would be discarded)
                 next_q = self.critic_target.q_values(batch.next_observations, next_actions, subset)
@@ -360,7 +341,7 @@ class RLIF(SAC):
             self._n_updates += 1
 
         # L_pi = E[alpha log pi(a~|s) - mean_i Q_i(s, a~)] on the last critic minibatch
-        actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
+        actions_pi, log_prob = self._sample(batch.observations)
         log_prob = log_prob.reshape(-1, 1)
         with frozen_parameters(self.critic):  # the actor loss updates the actor only
             q_pi = self.critic.q_values(batch.observations, actions_pi).mean(dim=1, keepdim=True)
@@ -370,15 +351,19 @@ class RLIF(SAC):
         self.actor.optimizer.step()
         # L_alpha = alpha (H_batch - H_target), H_batch = -mean log pi (optimised in log alpha)
         if self.ent_coef_optimizer is not None:
-            ent_coef_loss = -(self.log_ent_coef * (log_prob.detach() + self.target_entropy)).mean()
-            self.ent_coef_optimizer.zero_grad()
-            ent_coef_loss.backward()
-            self.ent_coef_optimizer.step()
+            temperature_step(self.log_ent_coef, self.ent_coef_optimizer, log_prob.detach(), self.target_entropy)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(ent_coef))
         self.logger.record("train/actor_loss", actor_loss.item())
         self.logger.record("train/critic_loss", float(np.mean(critic_losses)))
+
+
+    def _sample(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """a ~ pi(.|s) reparameterised and log pi(a|s) summed over the action dimensions: SB3's
+        ``actor.action_log_prob``, in fewer operations (``squashed_gaussian_sample``)."""
+        actions, log_probs = squashed_gaussian_sample(*self.actor.get_action_dist_params(observations)[:2])
+        return actions, log_probs.sum(dim=1)
 
 
 # --- models saved with separate critic networks (before the vectorised ensemble) -------------------

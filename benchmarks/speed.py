@@ -116,6 +116,8 @@ def rlif_part(args) -> dict:
 
 
 def cip_part(args) -> dict:
+    from stable_baselines3.sac.policies import SACPolicy
+
     from causalrl.agents import CIP, DelayedSAC
 
     def world():
@@ -128,17 +130,22 @@ def cip_part(args) -> dict:
     agents = {
         "sac": lambda: SAC("MlpPolicy", world(), **common()),
         "cip-delay1": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, policy_delay=1, **common(), **discovery),
+        # where the gain over SB3 comes from: CIP's SAC backbone (batched twin critics, fused
+        # Adam) without CIP's parts, and CIP on SB3's own policy
+        "sac-delay1 (CIP's backbone)": lambda: DelayedSAC("MlpPolicy", world(), policy_delay=1, **common()),
+        "cip-delay1 (SB3's SACPolicy)": lambda: CIP(SACPolicy, world(), empowerment_warmup=0, policy_delay=1,
+                                                    **common(), **discovery),
         "sac-delayed": lambda: DelayedSAC("MlpPolicy", world(), **common()),
         "cip": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, **common(), **discovery),
         # where CIP's extra time goes: each of its two costly parts switched off in turn
         "cip (empowerment off)": lambda: CIP("MlpPolicy", world(), empowerment=False, **common(), **discovery),
         "cip (discovery off)": lambda: CIP("MlpPolicy", world(), empowerment_warmup=0, discovery=None, **common()),
     }
-    baseline = {"sac": "sac", "cip-delay1": "sac", "sac-delayed": "sac-delayed", "cip": "sac-delayed",
-                "cip (empowerment off)": "sac-delayed", "cip (discovery off)": "sac-delayed"}
+    baseline = dict.fromkeys(agents, "sac")  # the delay-2 agents against SAC with their schedule
+    baseline.update(dict.fromkeys(["sac-delayed", "cip", "cip (empowerment off)", "cip (discovery off)"], "sac-delayed"))
     result = race(agents, baseline, args.cip_steps, args.cip_chunk, args.warmup)
     result["env"] = args.cip_env
-    result["targets"] = {"cip-delay1": ("<=", 1.1, "ratio"), "cip": ("<=", 1.1, "ratio")}
+    result["targets"] = {"cip-delay1": ("<=", 1.1, "ratio")}
     return result
 
 

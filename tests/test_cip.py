@@ -17,7 +17,11 @@ test_action_weights_count_effects_through_the_next_state; the action fit without
 variable products -> test_action_weights_see_an_effect_whose_sign_depends_on_the_state; constant dimensions used as parents or
 swapped, a round's summary printed again unchanged ->
 test_constant_dimensions_are_never_parents_or_swapped_and_each_round_is_reported; first round at K,
-no line when a part stays off -> test_default_schedule_discovers_early_and_says_when_a_part_stays_off.
+no line when a part stays off -> test_default_schedule_discovers_early_and_says_when_a_part_stays_off. The batched twin critics
+with the wrong min, a blocked actor gradient or other Adam settings ->
+test_cip_on_the_batched_backbone_trains_as_on_sb3s_policy; a reset that skips the ensemble's
+layers or draws one matrix for all members ->
+test_dormancy_reset_perturbs_each_critic_member_with_its_own_orthogonal_matrix.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ import causalrl.envs  # noqa: F401  (registers the worlds)
 from causalrl.agents import ACE, CIP, DelayedSAC
 from causalrl.agents.cip.empowerment import model_losses
 from causalrl.agents.cip.records import schedule_lines
+from causalrl.agents.ensemble import EnsembleCritic, EnsembleLinear
+from causalrl.agents.nets import squashed_gaussian_sample
 from causalrl.core.metrics import structure_metrics
 from causalrl.core.registry import AGENTS
 from causalrl.core.rollout import episode_returns
@@ -277,7 +283,7 @@ def test_empowerment_sends_gradient_to_the_actor_only(trained):
         module.zero_grad(set_to_none=True)
     outputs = agent.actor.get_action_dist_params(batch.observations)[:2]
     heads = [output.detach().requires_grad_() for output in outputs]
-    actions, log_probs = agent._squashed_sample(*heads)
+    actions, log_probs = squashed_gaussian_sample(*heads)
     empowerment = agent._empowerment(batch.observations, actions, log_probs, agent.action_weights)
     sac_loss = -agent.critic(batch.observations, actions)[0].mean()
     agent._combine_actor_gradients(sac_loss, empowerment, heads, outputs)
@@ -300,7 +306,7 @@ def test_empowerment_gradient_is_capped(trained):
 
     def losses(heads):
         th.manual_seed(3)  # the same reparameterisation noise for both builds
-        actions, log_probs = agent._squashed_sample(*heads)
+        actions, log_probs = squashed_gaussian_sample(*heads)
         sac_loss = (0.1 * log_probs.sum(1) - agent.critic(batch.observations, actions)[0][:, 0]).mean()
         return sac_loss, agent._empowerment(batch.observations, actions, log_probs, agent.action_weights)
 
@@ -547,6 +553,67 @@ def test_dormancy_reset_shrinks_and_perturbs(trained):
     factor = agent._dormancy_reset()
     assert 0.2 <= factor <= 0.9
     assert any(not th.equal(a, b) for a, b in zip(before, agent.critic.parameters()))
+
+
+def test_dormancy_reset_perturbs_each_critic_member_with_its_own_orthogonal_matrix(trained):
+    """b.5 on the batched twin critics: every member of every ensemble layer becomes
+    f W + (1 - f) M with M orthogonal (in nn.Linear's (out, in) layout) and drawn per member."""
+    _, agent, _ = trained
+    agent.train(gradient_steps=2, batch_size=32)
+    layers = [layer for layer in agent.critic.modules() if isinstance(layer, EnsembleLinear)]
+    assert len(layers) == 3 and layers[0].n_members == 2
+    before = [layer.weight.detach().clone() for layer in layers]
+    factor = agent._dormancy_reset()
+    for layer, weight in zip(layers, before):
+        fresh = (layer.weight.detach() - factor * weight) / (1 - factor)  # (E, in, out)
+        for member in fresh:
+            m = member.T  # (out, in)
+            gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
+            th.testing.assert_close(gram, th.eye(gram.shape[0]), atol=1e-4, rtol=0)
+        assert not th.allclose(fresh[0], fresh[1])
+
+
+def test_temperature_step_follows_the_gradient_of_the_temperature_loss(trained):
+    """The temperature's gradient, set without a backward pass, is autograd's gradient of
+    -log alpha (log pi_w + target entropy) averaged over the batch (a flipped sign, a missing
+    target or a sum for the mean would not be)."""
+    _, agent, _ = trained
+    weighted = th.randn(64, 1) - 2.0
+    log_alpha = agent.log_ent_coef.detach().clone().requires_grad_()
+    expected, = th.autograd.grad(-(log_alpha * (weighted + agent.target_entropy)).mean(), [log_alpha])
+    before = agent.log_ent_coef.detach().clone()
+    agent._temperature_step(weighted)
+    th.testing.assert_close(agent.log_ent_coef.grad, expected)
+    assert th.sign(agent.log_ent_coef.detach() - before) == -th.sign(expected)  # Adam steps down the gradient
+
+
+def test_cip_on_the_batched_backbone_trains_as_on_sb3s_policy():
+    """"MlpPolicy" (twin critics as one ensemble, fused Adam for actor, critics and temperature)
+    is the same algorithm as SB3's SACPolicy: from one seed, after 60 updates with the actor every
+    update and the empowerment term on, every actor, critic and model parameter agrees to float
+    rounding (a wrong min over the critics, a frozen actor gradient or an optimiser with other
+    settings would not)."""
+    from stable_baselines3.sac.policies import SACPolicy
+
+    def run(policy):
+        agent = CIP(policy, gym.make("Pendulum-v1"), seed=3, policy_delay=1, empowerment_warmup=0, discovery=None,
+                    **{**SMALL, "learning_starts": 40, "batch_size": 32})
+        agent.set_logger(configure(None, []))
+        agent.learn(100)
+        return agent
+
+    ours, theirs = run("MlpPolicy"), run(SACPolicy)
+    assert isinstance(ours.critic, EnsembleCritic) and not isinstance(theirs.critic, EnsembleCritic)
+    assert all(opt.defaults["fused"] for opt in (ours.actor.optimizer, ours.critic.optimizer, ours.ent_coef_optimizer))
+    assert ours._n_updates == theirs._n_updates == 60
+    th.testing.assert_close(list(ours.actor.parameters()), list(theirs.actor.parameters()), rtol=1e-4, atol=1e-5)
+    th.testing.assert_close(ours.log_ent_coef, theirs.log_ent_coef, rtol=1e-4, atol=1e-5)
+    for module in ("inverse_model", "forward_model"):
+        th.testing.assert_close(list(getattr(ours, module).parameters()), list(getattr(theirs, module).parameters()),
+                                rtol=1e-4, atol=1e-5)
+    for ensemble, separate in ((ours.critic, theirs.critic), (ours.critic_target, theirs.critic_target)):
+        for network, reference in zip(ensemble.q_ensemble.to_sequentials(), separate.q_networks, strict=True):
+            th.testing.assert_close(list(network.parameters()), list(reference.parameters()), rtol=1e-4, atol=1e-5)
 
 
 def test_pendulum_trains_predicts_saves_and_loads(tmp_path):

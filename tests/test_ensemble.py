@@ -13,7 +13,12 @@ head computed other than as its member's affine map, or its gradients
 (test_batched_critic_matches_ten_separate_networks, with actions requiring gradients); a compiled
 critic that computes something else, or differs between two runs of one seed
 (test_compiled_critics_train_as_the_eager_ones); a failed compilation that crashes, stays silent
-or warns at every call (test_a_failed_compilation_warns_once_and_runs_eagerly).
+or warns at every call (test_a_failed_compilation_warns_once_and_runs_eagerly); a fused Adam
+with other settings, or one that replaces an optimiser the user chose
+(test_fused_adam_keeps_the_settings_and_leaves_chosen_optimizers_alone); a squashed sample whose
+density or gradients are not SB3's (test_the_squashed_sample_has_sb3s_density_and_gradients), or
+RLIF's log-probs averaged instead of summed over the action dimensions
+(test_rlifs_sampler_draws_sb3s_actions_and_log_probs).
 """
 
 import warnings
@@ -25,8 +30,8 @@ import torch as th
 from stable_baselines3.common.logger import configure
 from torch import nn
 
-from causalrl.agents.ensemble import EnsembleCritic, EnsembleMLP, frozen_parameters
-from causalrl.agents.nets import mlp
+from causalrl.agents.ensemble import EnsembleCritic, EnsembleMLP, EnsembleSACPolicy, frozen_parameters, fused_adam
+from causalrl.agents.nets import mlp, squashed_gaussian_log_prob, squashed_gaussian_sample
 from causalrl.agents.rlif import RLIF
 from causalrl.envs.experts import LQRExpert
 from causalrl.envs.factored import FactoredLQR
@@ -257,3 +262,62 @@ def test_a_failed_compilation_warns_once_and_runs_eagerly():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # one warning, not one per call
         assert th.equal(critic.q_values(obs, actions), q)
+
+
+def test_fused_adam_keeps_the_settings_and_leaves_chosen_optimizers_alone():
+    """fused_adam rebuilds a fresh plain Adam as the fused kernel with its settings; an optimiser
+    that chose foreach, another class or one with state is returned as it is; and
+    EnsembleSACPolicy leaves an optimiser named in optimizer_kwargs as given."""
+    weights = [th.nn.Parameter(th.randn(3, 2))]
+    plain = th.optim.Adam(weights, lr=1e-3, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1)
+    fused = fused_adam(plain)
+    assert fused is not plain and fused.defaults["fused"] is True
+    assert {k: fused.defaults[k] for k in ("lr", "betas", "eps", "weight_decay")} == \
+        {"lr": 1e-3, "betas": (0.8, 0.9), "eps": 1e-6, "weight_decay": 0.1}
+    chosen = th.optim.Adam(weights, foreach=True)
+    other = th.optim.SGD(weights, lr=0.1)
+    weights[0].grad = th.ones(3, 2)
+    stepped = th.optim.Adam(weights)
+    stepped.step()
+    assert fused_adam(chosen) is chosen and fused_adam(other) is other and fused_adam(stepped) is stepped
+    obs_space, act_space = gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Box(-1, 1, (2,), np.float32)
+    given = EnsembleSACPolicy(obs_space, act_space, lambda _: 3e-4, net_arch=[8], optimizer_kwargs={"foreach": False})
+    assert not given.actor.optimizer.defaults["fused"] and not given.critic.optimizer.defaults["fused"]
+    default = EnsembleSACPolicy(obs_space, act_space, lambda _: 3e-4, net_arch=[8])
+    assert default.actor.optimizer.defaults["fused"] and default.critic.optimizer.defaults["fused"]
+
+
+def test_the_squashed_sample_has_sb3s_density_and_gradients():
+    """squashed_gaussian_sample's log-probs, written with the noise, are the density of SB3's
+    squashed Gaussian at the same sample (squashed_gaussian_log_prob of the pre-tanh value), with
+    the same gradients into the mean and log std; log_probs=False draws the same action."""
+    mean = th.randn(64, 3, dtype=th.float64, requires_grad=True)
+    log_std = (th.rand(64, 3, dtype=th.float64) * 3 - 2).requires_grad_()
+    th.manual_seed(0)
+    actions, log_probs = squashed_gaussian_sample(mean, log_std)
+    th.manual_seed(0)
+    pre_tanh = mean + log_std.exp() * th.randn_like(mean)
+    reference = squashed_gaussian_log_prob(pre_tanh, mean, log_std)
+    th.testing.assert_close(actions, th.tanh(pre_tanh), rtol=0, atol=0)
+    th.testing.assert_close(log_probs, reference, rtol=1e-10, atol=1e-10)
+    weights = th.randn(64, 3, dtype=th.float64)
+    ours = th.autograd.grad((log_probs * weights).sum() + actions.sum(), [mean, log_std])
+    theirs = th.autograd.grad((reference * weights).sum() + th.tanh(pre_tanh).sum(), [mean, log_std])
+    th.testing.assert_close(ours, theirs, rtol=1e-8, atol=1e-8)
+    th.manual_seed(0)
+    alone, none = squashed_gaussian_sample(mean, log_std, log_probs=False)
+    assert none is None and th.equal(alone, actions)
+
+
+def test_rlifs_sampler_draws_sb3s_actions_and_log_probs():
+    """RLIF's ``_sample`` is SB3's ``actor.action_log_prob``: from the same generator state, the
+    same actions and the log-prob summed over the action dimensions (several here)."""
+    model = _small_rlif(False)
+    observations = th.randn(32, model.observation_space.shape[0])
+    th.manual_seed(5)
+    actions, log_probs = model._sample(observations)
+    th.manual_seed(5)
+    reference_actions, reference_log_probs = model.actor.action_log_prob(observations)
+    assert model.action_space.shape[0] > 1
+    th.testing.assert_close(actions, reference_actions)
+    th.testing.assert_close(log_probs, reference_log_probs, rtol=1e-5, atol=1e-5)

@@ -38,12 +38,26 @@ from causalrl.agents.cip.empowerment import (
     model_losses,
 )
 from causalrl.agents.cip.reset import dormancy_reset
-from causalrl.agents.nets import squashed_gaussian_log_prob
+from causalrl.agents.ensemble import EnsembleCritic, EnsembleSACPolicy, frozen_parameters, fused_adam
+from causalrl.agents.nets import squashed_gaussian_sample, temperature_step
 
 __all__ = ["CIP", "REFERENCE_INITIAL_ALPHA"]
 
 #: alpha the release uses until its first temperature update (docs/cip.md (f) 9)
 REFERENCE_INITIAL_ALPHA = 0.2
+
+
+def _q_table(critic, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """Q_j(s, a) of every critic, shape (B, n_critics): the ensemble's table as it comes out of
+    its one pass, or SB3's tuple of critics side by side."""
+    if isinstance(critic, EnsembleCritic):
+        return critic.q_values(observations, actions)
+    return th.cat(critic(observations, actions), dim=1)
+
+
+def _min_q(critic, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """min_j Q_j(s, a), shape (B, 1)."""
+    return _q_table(critic, observations, actions).min(dim=1, keepdim=True)[0]
 
 
 class CIP(SAC):
@@ -53,7 +67,10 @@ class CIP(SAC):
     ``learning_starts=100``, ``batch_size=256``, ``tau=0.005``, ``gamma=0.99``,
     ``ent_coef="auto"``, ``target_entropy="auto"`` = -d_A, ``policy_kwargs`` ...; see SB3's
     docs) except gSDE and Dict observations, plus the following. Units: "env steps" count
-    ``num_timesteps``; "updates" count gradient (critic) updates.
+    ``num_timesteps``; "updates" count gradient (critic) updates. ``"MlpPolicy"`` is SB3's SAC
+    policy with its twin critics held as one batched ensemble and torch's fused Adam
+    (``causalrl.agents.ensemble.EnsembleSACPolicy``: the same networks and update rule);
+    SB3's ``SACPolicy`` class, passed as ``policy``, keeps SB3's separate critics.
 
     :param causal_weights: use w_a in the critic target, actor and temperature losses (b.4);
         False keeps w_a = 1 (plain SAC entropy). Default True.
@@ -134,6 +151,8 @@ class CIP(SAC):
     whenever the round's summary changes (docs/cip.md b.1).
     """
 
+    policy_aliases = {"MlpPolicy": EnsembleSACPolicy}
+
     def __init__(
         self, policy, env, learning_rate=3e-4, buffer_size: int = 1_000_000, learning_starts: int = 100,
         batch_size: int = 256, tau: float = 0.005, gamma: float = 0.99, train_freq=1, gradient_steps: int = 1,
@@ -192,6 +211,8 @@ class CIP(SAC):
     # --- model -------------------------------------------------------------------------------
     def _setup_model(self) -> None:
         super()._setup_model()
+        if self.ent_coef_optimizer is not None:  # the temperature's Adam fused too, as the policy's
+            self.ent_coef_optimizer = fused_adam(self.ent_coef_optimizer)
         n_states = int(self.observation_space.shape[0])
         n_actions = int(np.prod(self.action_space.shape))
         arch = self.inverse_model_arch
@@ -293,7 +314,9 @@ class CIP(SAC):
         actor update the models' step (b.3 (i), real rows only) shares its backward pass (they
         share no parameter)."""
         target_q = self._soft_target(batch, ent_coef, weights)
-        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in self.critic(batch.observations, batch.actions))
+        q_values = _q_table(self.critic, batch.observations, batch.actions)
+        # 0.5 sum_j MSE(Q_j, y) as 0.5 n_critics times the mean over the whole table (one operation)
+        critic_loss = 0.5 * q_values.shape[1] * F.mse_loss(q_values, target_q.expand_as(q_values))
         self.critic.optimizer.zero_grad()
         if self.empowerment and update % (self.policy_delay * self.model_update_interval) == 0:
             stats["models"].append(self._model_step(real, critic_loss))
@@ -310,32 +333,35 @@ class CIP(SAC):
         # with the term, both losses are built on detached copies of the actor's outputs, so
         # their gradients can be compared there before one backward pass (b.3)
         heads = [output.detach().requires_grad_() for output in outputs] if with_empowerment else outputs
-        actions_pi, log_probs = self._squashed_sample(*heads)
+        actions_pi, log_probs = squashed_gaussian_sample(*heads)
         weighted_log_prob = (log_probs @ weights).reshape(-1, 1)
-        min_q = th.min(th.cat(self.critic(batch.observations, actions_pi), dim=1), dim=1, keepdim=True)[0]
+        with frozen_parameters(self.critic):  # the actor loss updates the actor only
+            min_q = _min_q(self.critic, batch.observations, actions_pi)
         actor_loss = (ent_coef * weighted_log_prob - min_q).mean()
         self.actor.optimizer.zero_grad()
         if with_empowerment:
             term = self._empowerment(batch.observations, actions_pi, log_probs, weights)
             coefficient, ratio = self._combine_actor_gradients(actor_loss, term, heads, outputs)
-            actor_loss = actor_loss - coefficient * term
+            stats["actor"].append(actor_loss.item() - coefficient * term.item())
             stats["empowerment"].append(term.item())
             stats["ratio"].append(ratio)
         else:
             actor_loss.backward()
+            stats["actor"].append(actor_loss.item())
         self.actor.optimizer.step()
-        stats["actor"].append(actor_loss.item())
         if self.ent_coef_optimizer is not None:
-            ent_coef_loss = -(self.log_ent_coef * (weighted_log_prob.detach() + self.target_entropy)).mean()
-            self.ent_coef_optimizer.zero_grad()
-            ent_coef_loss.backward()
-            self.ent_coef_optimizer.step()
-            self.temperature_updates += 1
+            self._temperature_step(weighted_log_prob.detach())
         # b.5: dormancy-guided shrink and perturb (reads the actor's fresh gradients)
         if self.dormancy_reset and update > self.reset_after and update % self.reset_interval < self.policy_delay:
             self._dormancy_reset()
 
     # --- SAC pieces with causal weights (b.0, b.4) ---------------------------------------------------
+    def _temperature_step(self, weighted_log_prob: th.Tensor) -> None:
+        """b.4: one step on the loss -log alpha (log pi_w + target entropy), averaged over the
+        batch (:func:`causalrl.agents.nets.temperature_step`)."""
+        temperature_step(self.log_ent_coef, self.ent_coef_optimizer, weighted_log_prob, self.target_entropy)
+        self.temperature_updates += 1
+
     def _current_ent_coef(self) -> th.Tensor:
         """alpha: exp(log alpha), or the fixed coefficient; with ``reproduce_reference_quirks``
         0.2 until the first temperature update (docs/cip.md (f) 9)."""
@@ -350,20 +376,14 @@ class CIP(SAC):
         """b.4: y = r + gamma m (min_j Qbar_j(s', a') - alpha sum_i w_i l_i(a'|s')), a' ~ pi(.|s')."""
         discounts = batch.discounts if batch.discounts is not None else self.gamma
         next_actions, next_log_probs = self._sample_with_log_probs(batch.next_observations)
-        next_q = th.min(th.cat(self.critic_target(batch.next_observations, next_actions), dim=1), dim=1, keepdim=True)[0]
+        next_q = _min_q(self.critic_target, batch.next_observations, next_actions)
         next_q = next_q - ent_coef * (next_log_probs @ weights).reshape(-1, 1)
         return batch.rewards + (1 - batch.dones) * discounts * next_q
 
     def _sample_with_log_probs(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """a ~ pi(.|s) reparameterised, and per-dimension log-probs l_i(a|s) (b.0), as SB3's
-        squashed Gaussian computes them before summing."""
-        return self._squashed_sample(*self.actor.get_action_dist_params(observations)[:2])
-
-    @staticmethod
-    def _squashed_sample(mean: th.Tensor, log_std: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """a = tanh(mean + std eps), eps ~ N(0, I), and its per-dimension log-probs."""
-        pre_tanh = mean + log_std.exp() * th.randn_like(mean)
-        return th.tanh(pre_tanh), squashed_gaussian_log_prob(pre_tanh, mean, log_std)
+        """a ~ pi(.|s) reparameterised, and per-dimension log-probs l_i(a|s) (b.0): the density of
+        SB3's squashed Gaussian, before summing."""
+        return squashed_gaussian_sample(*self.actor.get_action_dist_params(observations)[:2])
 
     # --- the parts (each in its own module) ------------------------------------------------------
     def _model_step(self, real, other_loss: th.Tensor | None = None) -> tuple[float, float]:
@@ -375,7 +395,8 @@ class CIP(SAC):
         policy_actions = None
         if self.inverse_policy_share > 0:
             with th.no_grad():
-                policy_actions = self._sample_with_log_probs(real.observations)[0]
+                policy_actions = squashed_gaussian_sample(*self.actor.get_action_dist_params(real.observations)[:2],
+                                                       log_probs=False)[0]
         inverse_loss, forward_loss = model_losses(self.inverse_model, self.forward_model, real, policy_actions,
                                                   self.inverse_policy_share)
         self.model_optimizer.zero_grad()

@@ -81,15 +81,16 @@ def model_losses(inverse_model: InverseDynamics, forward_model: ForwardModel, re
     vanishes as q fits (docs/cip.md (f) 6). rho = 0 (or ``policy_actions=None``) is the
     replay-only fit, whose q leans toward the buffer's action distribution."""
     share = 0.0 if policy_actions is None else float(policy_share)
-    inverse_loss = th.zeros((), device=real.observations.device)
+    parts = []  # weighted NLLs (a weight of 1 multiplies nothing)
     if share < 1.0:
         replayed = -inverse_model.log_prob(real.observations, real.next_observations, real.actions).sum(1).mean()
-        inverse_loss = inverse_loss + (1.0 - share) * replayed
+        parts.append(replayed if share == 0.0 else (1.0 - share) * replayed)
     if share > 0.0:
         with th.no_grad():
             model_next = forward_model(real.observations, policy_actions)
         policy = -inverse_model.log_prob(real.observations, model_next, policy_actions.detach()).sum(1).mean()
-        inverse_loss = inverse_loss + share * policy
+        parts.append(policy if share == 1.0 else share * policy)
+    inverse_loss = parts[0] if len(parts) == 1 else parts[0] + parts[1]
     forward_loss = F.mse_loss(forward_model(real.observations, real.actions), real.next_observations.float())
     return inverse_loss, forward_loss
 
@@ -121,8 +122,8 @@ def combine_actor_gradients(sac_loss: th.Tensor, empowerment_term: th.Tensor, he
     Returns (c, c |g_E| / |g_SAC|)."""
     sac_grads = th.autograd.grad(sac_loss, heads, retain_graph=True)
     emp_grads = th.autograd.grad(empowerment_term, heads)
-    sac_norm, emp_norm = (float(th.linalg.vector_norm(th.cat([g.reshape(-1) for g in grads])))
-                          for grads in (sac_grads, emp_grads))
+    # the norm of all outputs' gradients together, from each output's norm
+    sac_norm, emp_norm = (math.hypot(*(float(th.linalg.vector_norm(g)) for g in grads)) for grads in (sac_grads, emp_grads))
     coefficient = coef
     if emp_norm > 0 and coefficient * emp_norm > max_grad_ratio * sac_norm:
         coefficient = max_grad_ratio * sac_norm / emp_norm

@@ -7,6 +7,8 @@ import numpy as np
 import torch as th
 from torch import nn
 
+from causalrl.agents.ensemble import EnsembleLinear
+
 __all__ = ["dormancy_reset", "dormant_ratio"]
 
 
@@ -26,16 +28,25 @@ def dormant_ratio(module: nn.Module, threshold: float) -> float:
 def dormancy_reset(actor: nn.Module, modules: list[nn.Module], optimizers: list, threshold: float,
                    factor_range: tuple[float, float]) -> float:
     """b.5: f = clip(1 - beta, low, high) from the ``actor``'s gradient-dormant ratio beta, then
-    theta <- f theta + (1 - f) theta_fresh for every Linear layer of ``modules`` (orthogonal
-    fresh init, zero bias); the ``optimizers``' states are cleared. Returns f."""
+    theta <- f theta + (1 - f) theta_fresh for every Linear layer of ``modules``, each member of
+    an ensemble layer as its own Linear (orthogonal fresh init, zero bias); the ``optimizers``'
+    states are cleared. Returns f."""
     factor = float(np.clip(1 - dormant_ratio(actor, threshold), *factor_range))
     for module in modules:
         for layer in module.modules():
-            if isinstance(layer, nn.Linear):
-                fresh = nn.init.orthogonal_(th.empty_like(layer.weight))
-                layer.weight.mul_(factor).add_((1 - factor) * fresh)
+            if isinstance(layer, (nn.Linear, EnsembleLinear)):
+                layer.weight.mul_(factor).add_((1 - factor) * _orthogonal_like(layer))
                 if layer.bias is not None:
                     layer.bias.mul_(factor)
     for optimizer in optimizers:
         optimizer.state.clear()
     return factor
+
+
+def _orthogonal_like(layer: nn.Linear | EnsembleLinear) -> th.Tensor:
+    """A fresh orthogonal weight in ``layer``'s layout: (out, in) for a Linear; one (out, in)
+    draw per member, transposed to (in, out), for an ensemble layer."""
+    if isinstance(layer, nn.Linear):
+        return nn.init.orthogonal_(th.empty_like(layer.weight))
+    return th.stack([nn.init.orthogonal_(th.empty(layer.out_features, layer.in_features)).T
+                     for _ in range(layer.n_members)]).to(layer.weight.device)
