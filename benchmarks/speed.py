@@ -12,14 +12,18 @@ ratio within a round (both agents of a pair ran back to back there, under the sa
    SB3 SAC with the same ``--net-arch``, both on ``causalrl/FactoredLQRIntervention-v0`` (the
    same wrapped world: SAC learns from its task reward), eager and with ``compile_critics=True``
    (compiled during the warm-up; the JSON keeps each agent's warm-up seconds). Target: at most
-   1.5x. Also RLIF with SAC's critics (2, no LayerNorm), which separates RLIF's own per-step work
-   (labelling, storing, judge logging) from its ensemble's.
-2. ``cip``: CIP with policy_delay=1 against SB3 SAC, and CIP (actor every 2nd update) against
-   ``DelayedSAC`` (the same schedule), with ``--net-arch``, on ``--cip-env`` (default
-   Pendulum-v1, ``--cip-steps`` 3000 in chunks of 250 as docs/cip.md's speed table; on
-   causalrl/FactoredLQR-v0 with 20 distractor states and 4 irrelevant actions); discovery every
-   third of the timed steps on as many transitions, empowerment from update 0. Target: at most 1.1x.
-   Also CIP with its empowerment term, then its discovery rounds, switched off: what each costs.
+   1.5x. Also RLIF with SAC's critics (2, no LayerNorm): RLIF's own per-step work (labelling,
+   storing, judge logging) on its SAC backbone (fused Adam, a leaner sampler, docs/rlif.md (b)
+   "Ensemble"), without its ensemble.
+2. ``cip``: CIP with policy_delay=1 against SB3 SAC (the same actor schedule; target: at most
+   1.1x), and CIP (actor every 2nd update) against ``DelayedSAC`` (the same schedule on CIP's own
+   SAC backbone), with ``--net-arch``, on ``--cip-env`` (default Pendulum-v1, ``--cip-steps``
+   3000 in chunks of 250 as docs/cip.md's speed table; on causalrl/FactoredLQR-v0 with 20
+   distractor states and 4 irrelevant actions); discovery every third of the timed steps on as
+   many transitions, empowerment from update 0. Where the difference comes from: SAC on CIP's
+   backbone (``DelayedSAC`` with policy_delay=1: batched twin critics, fused Adam, docs/cip.md
+   b.0) and CIP on SB3's ``SACPolicy``, both against SB3 SAC; CIP with its empowerment term, then
+   its discovery rounds, switched off, against ``DelayedSAC``.
 3. ``seeds``: ``BatchedSAC`` with K seeds in one process against one SB3 SAC run on
    Pendulum-v1. K sequential SB3 runs take K times one run's time per step, so the gain in seeds
    per second is K t_sb3 / t_batched. K = 5 and 10 at (64, 64) (target for K = 10: at least 3x),
