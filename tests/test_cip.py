@@ -588,11 +588,11 @@ def test_temperature_step_follows_the_gradient_of_the_temperature_loss(trained):
 
 
 def test_cip_on_the_batched_backbone_trains_as_on_sb3s_policy():
-    """"MlpPolicy" (twin critics as one ensemble, fused Adam for actor, critics and temperature)
-    is the same algorithm as SB3's SACPolicy: from one seed, after 60 updates with the actor every
-    update and the empowerment term on, every actor, critic and model parameter agrees to float
-    rounding (a wrong min over the critics, a frozen actor gradient or an optimiser with other
-    settings would not)."""
+    """CIP's "MlpPolicy" (twin critics as one ensemble, fused Adam for actor, critics and
+    temperature) is the same algorithm as SB3's SACPolicy: from one seed, after 60 updates with
+    the actor every update and the empowerment term on, every actor, critic and model parameter
+    agrees to float rounding (a wrong min over the critics, a frozen actor gradient or an
+    optimiser with other settings would not)."""
     from stable_baselines3.sac.policies import SACPolicy
 
     def run(policy):
