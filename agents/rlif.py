@@ -358,7 +358,6 @@ class RLIF(SAC):
         self.logger.record("train/actor_loss", actor_loss.item())
         self.logger.record("train/critic_loss", float(np.mean(critic_losses)))
 
-
     def _sample(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """a ~ pi(.|s) reparameterised and log pi(a|s) summed over the action dimensions: SB3's
         ``actor.action_log_prob``, in fewer operations (``squashed_gaussian_sample``)."""
