@@ -54,9 +54,18 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from causalrl.agents.ensemble import EnsembleCritic, EnsembleSACPolicy, frozen_parameters, fused_adam
+from causalrl.agents.ensemble import (
+    EnsembleCritic,
+    EnsembleSACPolicy,
+    frozen_parameters,
+    fused_adam,
+)
 from causalrl.agents.judge_log import record_judge_step
-from causalrl.agents.nets import load_demonstrations, squashed_gaussian_sample, temperature_step
+from causalrl.agents.nets import (
+    load_demonstrations,
+    squashed_gaussian_sample,
+    temperature_step,
+)
 from causalrl.core.checks import check_int
 
 __all__ = ["RLIF", "EnsembleCritic", "LayerNormCritic", "RLIFPolicy"]

@@ -38,7 +38,12 @@ from causalrl.agents.cip.empowerment import (
     model_losses,
 )
 from causalrl.agents.cip.reset import dormancy_reset
-from causalrl.agents.ensemble import EnsembleCritic, EnsembleSACPolicy, frozen_parameters, fused_adam
+from causalrl.agents.ensemble import (
+    EnsembleCritic,
+    EnsembleSACPolicy,
+    frozen_parameters,
+    fused_adam,
+)
 from causalrl.agents.nets import squashed_gaussian_sample, temperature_step
 
 __all__ = ["CIP", "REFERENCE_INITIAL_ALPHA"]
